@@ -1,0 +1,87 @@
+// Every error leaves in the contract's shape {statusCode, code, error, message}:
+// library messages, stacks, SQL, secrets and tokens stay in the log.
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { Type } from 'typebox'
+import { DatabaseUnavailableError } from '../src/db/database.js'
+
+export type ErrorCode =
+  | 'BAD_REQUEST' | 'BAD_CREDENTIALS' | 'UNAUTHENTICATED' | 'TOKEN_EXPIRED' | 'TOKEN_INVALID'
+  | 'SESSION_INVALID' | 'FORBIDDEN' | 'FORBIDDEN_ORIGIN' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED'
+  | 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'TOO_MANY_REQUESTS' | 'URI_TOO_LONG'
+  | 'UNAVAILABLE' | 'INTERNAL'
+
+export class AppError extends Error {
+  constructor (
+    readonly statusCode: number,
+    readonly code: ErrorCode,
+    message: string,
+    /** A 401 for a presented-but-unusable cookie also clears that cookie. */
+    readonly clearsCookie = false
+  ) {
+    super(message)
+  }
+}
+
+export const errorSchema = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String()
+}, { $id: 'Error', additionalProperties: false })
+
+export function errorBody (statusCode: number, code: string, message: string) {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+}
+
+// Fastify's own client errors, renamed to the contract's codes with messages of ours.
+const fastifyCodes: Record<string, [number, ErrorCode, string]> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'PAYLOAD_TOO_LARGE', 'request body is larger than 16 KiB'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'BAD_REQUEST', 'invalid content-length'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'BAD_REQUEST', 'request body is empty'],
+  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'BAD_REQUEST', 'request body is not valid JSON'],
+  FST_ERR_CTP_EMPTY_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json'],
+  FST_ERR_CTP_INVALID_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'URI_TOO_LONG', 'path parameter too long'],
+  FST_ERR_BAD_URL: [400, 'BAD_REQUEST', 'malformed URL']
+}
+
+function toAppError (err: FastifyError | Error): AppError | undefined {
+  if (err instanceof AppError) return err
+  if (err instanceof DatabaseUnavailableError) return new AppError(503, 'UNAVAILABLE', 'the database is unavailable; try again shortly')
+  const e = err as FastifyError
+  if (e.validation !== undefined) {
+    // Ajv's message names the field and the rule; it never echoes the value.
+    return new AppError(400, 'BAD_REQUEST', `${e.validationContext ?? 'request'}${e.message.replace(/^(body|params|querystring|headers)/, '')}`)
+  }
+  const known = typeof e.code === 'string' ? fastifyCodes[e.code] : undefined
+  if (known !== undefined) return new AppError(known[0], known[1], known[2])
+  if (e.statusCode === 429) return new AppError(429, 'TOO_MANY_REQUESTS', 'too many login attempts; see Retry-After')
+  if (typeof e.code === 'string' && /^(FST_JWT_|FAST_JWT_)/.test(e.code)) return new AppError(401, 'TOKEN_INVALID', 'the token is not valid', true)
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return new AppError(e.statusCode, e.statusCode === 404 ? 'NOT_FOUND' : 'BAD_REQUEST', STATUS_CODES[e.statusCode] ?? 'bad request')
+  }
+  return undefined
+}
+
+export default fp(async function errors (app) {
+  app.addSchema(errorSchema)
+
+  app.setErrorHandler(function handleError (err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    const known = toAppError(err)
+    if (known === undefined) {
+      request.log.error({ err }, 'unhandled error')
+      return reply.code(500).send(errorBody(500, 'INTERNAL', 'internal error'))
+    }
+    if (known.statusCode >= 500) request.log.error({ err }, known.message)
+    else request.log.info({ code: known.code, reason: err.message }, 'request refused')
+    if (known.clearsCookie) reply.clearAuthCookie()
+    return reply.code(known.statusCode).send(errorBody(known.statusCode, known.code, known.message))
+  })
+
+  app.setNotFoundHandler(function notFound (_request, reply) {
+    return reply.code(404).send(errorBody(404, 'NOT_FOUND', 'no such route'))
+  })
+}, { name: 'tokenlab-errors' })

@@ -1,0 +1,157 @@
+// Stateless JWT strategy on @fastify/jwt. Every key (current and retired) is
+// registered once, as its own namespace, with the verifier options fixed at
+// registration: per-call options would rebuild the verifier on every request
+// (fastify/fastify-jwt #358). The header's `kid` only selects among these
+// configured keys; it is never a path, a URL or a query.
+import { createHash, randomUUID } from 'node:crypto'
+import fastifyJwt, { type JWT } from '@fastify/jwt'
+import type { FastifyInstance } from 'fastify'
+import { list, resolveJwtSecret, seconds } from '../src/config.js'
+import type { Role } from '../src/db/queries.js'
+import type { Account, AuthStrategy, Principal } from './auth.js'
+import { AppError } from './errors.js'
+
+// fast-jwt takes clockTolerance in milliseconds (maxAge and expiresIn in seconds).
+const CLOCK_TOLERANCE_MS = 5_000
+const roles: ReadonlySet<string> = new Set<Role>(['admin', 'user', 'viewer'])
+const kidPattern = /^k[A-Za-z0-9_-]{12}$/
+const tokenPattern = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+/** A key's id: a short hash of it, so the same key has the same kid on every replica. */
+export function keyId (secret: string): string {
+  return 'k' + createHash('sha256').update(secret).digest('base64url').slice(0, 12)
+}
+
+export interface TokenClaims {
+  sub: string
+  staffId: number
+  username: string
+  role: Role
+  jti: string
+  iat: number
+  exp: number
+  iss: string
+  aud: string
+}
+
+const invalid = (why: string) => new AppError(401, 'TOKEN_INVALID', `the token is not valid: ${why}`)
+
+function headerKid (token: string): string {
+  if (token.length > 4096 || !tokenPattern.test(token)) throw invalid('not a compact JWS')
+  let header: unknown
+  try {
+    header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'))
+  } catch {
+    throw invalid('malformed header')
+  }
+  const kid = (header as { kid?: unknown } | null)?.kid
+  if (typeof kid !== 'string' || !kidPattern.test(kid)) throw invalid('unknown key')
+  return kid
+}
+
+/** Claims are checked after the signature: types are strict, nothing is coerced. */
+function checkClaims (payload: unknown, nowSeconds: number): TokenClaims {
+  const c = payload as Partial<TokenClaims>
+  if (typeof c.staffId !== 'number' || !Number.isSafeInteger(c.staffId) || c.staffId < 1) throw invalid('bad staffId')
+  if (c.sub !== String(c.staffId)) throw invalid('sub does not match staffId')
+  if (typeof c.username !== 'string' || c.username.length === 0) throw invalid('bad username')
+  if (typeof c.role !== 'string' || !roles.has(c.role)) throw invalid('bad role')
+  if (typeof c.jti !== 'string' || c.jti.length === 0 || c.jti.length > 64) throw invalid('bad jti')
+  if (typeof c.iat !== 'number' || c.iat > nowSeconds + CLOCK_TOLERANCE_MS / 1000) throw invalid('issued in the future')
+  if (typeof c.exp !== 'number') throw invalid('bad exp')
+  return c as TokenClaims
+}
+
+export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStrategy> {
+  const config = app.config
+  const { secret, generated } = await resolveJwtSecret(config)
+  if (generated) app.log.warn('JWT_SECRET is not set: using a generated development secret kept in DATA_DIR')
+
+  const lifetime = seconds(config.JWT_EXPIRES_IN)
+  const currentKid = keyId(secret)
+  const keys = new Map<string, string>([[currentKid, secret]])
+  for (const previous of list(config.JWT_PREVIOUS_SECRETS)) {
+    if (!keys.has(keyId(previous))) keys.set(keyId(previous), previous)
+  }
+
+  for (const [kid, key] of keys) {
+    await app.register(fastifyJwt, {
+      namespace: kid,
+      decoratorName: 'jwtPayload',
+      secret: key,
+      sign: { algorithm: 'HS256', kid, iss: config.JWT_ISSUER, aud: config.JWT_AUDIENCE, expiresIn: lifetime },
+      verify: {
+        algorithms: ['HS256'],
+        allowedIss: config.JWT_ISSUER,
+        allowedAud: config.JWT_AUDIENCE,
+        // fast-jwt skips the iss/aud/exp checks when the claim is absent: require them all.
+        requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub', 'jti', 'staffId', 'username', 'role'],
+        maxAge: lifetime,
+        clockTolerance: CLOCK_TOLERANCE_MS
+      }
+    })
+  }
+  const jwt = app.jwt as unknown as Record<string, JWT>
+  const signer = jwt[currentKid]!
+
+  const revocation = config.JWT_REVOCATION === 'on'
+  if (revocation) {
+    const purge = () => {
+      app.queries.deleteExpiredRevocations()
+        .then((n) => { if (n > 0) app.log.info({ purged: n }, 'expired revocations purged') })
+        .catch((err: unknown) => app.log.warn({ err }, 'revocation purge failed'))
+    }
+    const timer = setInterval(purge, 60_000).unref()
+    app.addHook('onReady', async () => { purge() })
+    app.addHook('onClose', async () => { clearInterval(timer) })
+  }
+
+  function decode (token: string): TokenClaims {
+    const verifier = jwt[headerKid(token)]
+    if (verifier === undefined) throw invalid('unknown key')
+    let payload: unknown
+    try {
+      payload = verifier.verify(token)
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === 'FAST_JWT_EXPIRED') throw new AppError(401, 'TOKEN_EXPIRED', 'the token has expired: log in again')
+      throw invalid('verification failed')
+    }
+    return checkClaims(payload, Math.floor(Date.now() / 1000))
+  }
+
+  return {
+    name: revocation ? 'revocation' : 'jwt',
+    acceptsBearer: true,
+
+    async issue (account: Account) {
+      const token = signer.sign({
+        sub: String(account.staffId),
+        staffId: account.staffId,
+        username: account.username,
+        role: account.role,
+        jti: randomUUID()
+      })
+      const { exp } = signer.decode<TokenClaims>(token)!
+      return { value: token, expiresAt: new Date(exp * 1000), maxAgeSeconds: lifetime }
+    },
+
+    async verify (token: string): Promise<Principal> {
+      const claims = decode(token)
+      // Fails closed: a database error here is a 503, never a pass.
+      if (revocation && await app.queries.isTokenRevoked(claims.jti)) throw invalid('revoked')
+      return { staffId: claims.staffId, username: claims.username, role: claims.role, expiresAt: new Date(claims.exp * 1000) }
+    },
+
+    async revoke (token: string) {
+      let claims: TokenClaims
+      try {
+        claims = decode(token)
+      } catch {
+        return undefined // an unusable token needs no revoking
+      }
+      if (revocation) await app.queries.revokeToken(claims.jti, new Date(claims.exp * 1000))
+      return claims.staffId
+    }
+  }
+}

@@ -1,0 +1,62 @@
+// Browser-facing defences: security headers, CORS only for configured
+// origins, an Origin / Fetch-Metadata check on state-changing requests, and
+// no caching of anything this API answers.
+import fastifyCors from '@fastify/cors'
+import fastifyHelmet from '@fastify/helmet'
+import fp from 'fastify-plugin'
+import { list } from '../src/config.js'
+import { AppError } from './errors.js'
+
+const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+export default fp(async function security (app) {
+  const allowedOrigins = new Set(list(app.config.CORS_ORIGINS))
+
+  await app.register(fastifyHelmet, {
+    // Strict enough for a JSON API, and for the one small page (no inline script or style).
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        formAction: ["'self'"],
+        baseUri: ["'none'"],
+        frameAncestors: ["'none'"]
+      }
+    },
+    frameguard: { action: 'deny' },
+    hsts: { maxAge: 31_536_000, includeSubDomains: true }
+  })
+
+  if (allowedOrigins.size > 0) {
+    // Exact matches from the list only: never `*`, never reflected, never `null`.
+    await app.register(fastifyCors, { origin: [...allowedOrigins], credentials: true, methods: ['GET', 'POST'] })
+  }
+
+  app.addHook('onRequest', async (request) => {
+    if (safeMethods.has(request.method)) return
+    const origin = request.headers.origin
+    const site = request.headers['sec-fetch-site']
+    if (origin !== undefined) {
+      const sameOrigin = origin === `${request.protocol}://${request.host}`
+      if (!sameOrigin && !allowedOrigins.has(origin)) {
+        throw new AppError(403, 'FORBIDDEN_ORIGIN', 'cross-origin request refused')
+      }
+    } else if (site === 'cross-site') {
+      // A browser that sends Fetch Metadata but no Origin: trust its verdict.
+      throw new AppError(403, 'FORBIDDEN_ORIGIN', 'cross-origin request refused')
+    }
+    // Neither header: a non-browser client (curl, a service); the cookie's SameSite covers browsers.
+  })
+
+  const instance = app.config.INSTANCE_ID
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('cache-control', 'no-store')
+    reply.header('x-request-id', request.id)
+    if (instance !== '') reply.header('x-instance', instance)
+    return payload
+  })
+}, { name: 'tokenlab-security', dependencies: ['tokenlab-config'] })

@@ -1,0 +1,65 @@
+// Postgres-backed sessions (AUTH_MODE=session): the cookie holds 256 random
+// bits; the table holds only their SHA-256, so a read of the table yields no
+// usable session. Every request costs a lookup; the last-seen write is
+// coalesced to at most one per session per TOUCH_INTERVAL.
+import { createHash, randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import { seconds } from '../src/config.js'
+import type { Account, AuthStrategy, Principal } from './auth.js'
+import { AppError } from './errors.js'
+
+const sessionIdPattern = /^[A-Za-z0-9_-]{43}$/
+const PURGE_INTERVAL_MS = 60_000
+
+const invalid = () => new AppError(401, 'SESSION_INVALID', 'the session is unknown, expired or logged out: log in again')
+
+/** SHA-256 of a well-formed id, or undefined for anything the server cannot have issued. */
+function idHash (sessionId: string): Buffer | undefined {
+  return sessionIdPattern.test(sessionId) ? createHash('sha256').update(sessionId).digest() : undefined
+}
+
+export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
+  const ttl = seconds(app.config.SESSION_TTL)
+  const idle = seconds(app.config.SESSION_IDLE_TIMEOUT)
+  // Touching more often than this buys nothing: idle precision of a minute, or
+  // a tenth of the idle timeout when that is shorter.
+  const touchIntervalMs = Math.min(60_000, idle * 100)
+
+  const purge = () => {
+    app.queries.deleteExpiredSessions(idle)
+      .then((n) => { if (n > 0) app.log.info({ purged: n }, 'expired sessions purged') })
+      .catch((err: unknown) => app.log.warn({ err }, 'session purge failed'))
+  }
+  const timer = setInterval(purge, PURGE_INTERVAL_MS).unref()
+  // Not awaited: startup and requests never wait for the purge.
+  app.addHook('onReady', async () => { purge() })
+  app.addHook('onClose', async () => { clearInterval(timer) })
+
+  return {
+    name: 'session',
+    acceptsBearer: false,
+
+    async issue (account: Account) {
+      const sessionId = randomBytes(32).toString('base64url')
+      const expiresAt = await app.queries.createSession(idHash(sessionId)!, account.staffId, ttl)
+      return { value: sessionId, expiresAt, maxAgeSeconds: ttl }
+    },
+
+    async verify (sessionId: string): Promise<Principal> {
+      const hash = idHash(sessionId)
+      if (hash === undefined) throw invalid()
+      const session = await app.queries.getSession(hash, idle)
+      if (session === undefined) throw invalid()
+      if (Date.now() - session.lastSeenAt.getTime() >= touchIntervalMs) await app.queries.touchSession(hash)
+      return { staffId: session.staffId, username: session.username, role: session.role, expiresAt: session.expiresAt }
+    },
+
+    async revoke (sessionId: string) {
+      const hash = idHash(sessionId)
+      if (hash === undefined) return undefined
+      const session = await app.queries.getSession(hash, idle)
+      await app.queries.deleteSession(hash)
+      return session?.staffId
+    }
+  }
+}

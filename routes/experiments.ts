@@ -1,0 +1,57 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { AppError } from '../plugins/errors.js'
+import { errors, IdString } from './schemas.js'
+
+const DEFAULT_LIMIT = 100
+
+const Experiment = Type.Object({
+  sampleId: Type.Integer(),
+  kind: Type.String(),
+  started: Type.String({ format: 'date' }),
+  ended: Type.Union([Type.String({ format: 'date' }), Type.Null()])
+}, { additionalProperties: false })
+
+const experimentRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/exp/:staffId', {
+    onRequest: app.authenticate,
+    schema: {
+      summary: "A staff member's experiments, by sampleId, a page at a time",
+      description: 'Your own, or anyone\'s for role admin. `nextCursor` is the sampleId to continue after; null on the last page.',
+      tags: ['experiments'],
+      params: Type.Object({ staffId: IdString }, { additionalProperties: false }),
+      querystring: Type.Object({
+        limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,2}|1000)$', description: '1..1000, default 100' })),
+        cursor: Type.Optional(IdString)
+      }, { additionalProperties: false }),
+      response: {
+        200: Type.Object({
+          staffId: Type.Integer(),
+          experiments: Type.Array(Experiment),
+          nextCursor: Type.Union([Type.String(), Type.Null()])
+        }, { additionalProperties: false }),
+        ...errors(400, 401, 403, 404, 503)
+      }
+    }
+  }, async (request) => {
+    const principal = request.principal!
+    const staffId = Number(request.params.staffId)
+    // Ownership first, before any data access: a 403 says nothing about whether that staff member exists.
+    if (principal.staffId !== staffId && principal.role !== 'admin') {
+      request.log.info({ audit: 'forbidden', staffId: principal.staffId, target: staffId }, 'access refused')
+      throw new AppError(403, 'FORBIDDEN', "you may read only your own experiments")
+    }
+    if (principal.staffId !== staffId && !(await app.queries.staffExists(staffId))) {
+      throw new AppError(404, 'NOT_FOUND', 'no such staff member')
+    }
+    const limit = request.query.limit === undefined ? DEFAULT_LIMIT : Number(request.query.limit)
+    const after = request.query.cursor === undefined ? 0 : Number(request.query.cursor)
+    // One row more than asked tells whether another page exists.
+    const rows = await app.queries.listExperiments(staffId, after, limit + 1)
+    const experiments = rows.slice(0, limit)
+    const nextCursor = rows.length > limit ? String(experiments[experiments.length - 1]!.sampleId) : null
+    return { staffId, experiments, nextCursor }
+  })
+}
+
+export default experimentRoutes

@@ -1,0 +1,73 @@
+// Builds the app; never listens (src/server.ts does). The wiring is all here,
+// in reading order: configuration, errors, database, cookie, security,
+// authentication, documentation, then the routes.
+import { randomUUID } from 'node:crypto'
+import fastifyRateLimit from '@fastify/rate-limit'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyInstance } from 'fastify'
+import authPlugin from '../plugins/auth.js'
+import configPlugin from '../plugins/config.js'
+import cookiePlugin from '../plugins/cookie.js'
+import databasePlugin from '../plugins/database.js'
+import errorsPlugin from '../plugins/errors.js'
+import openapiPlugin from '../plugins/openapi.js'
+import securityPlugin from '../plugins/security.js'
+import staticPagePlugin from '../plugins/static-page.js'
+import authRoutes from '../routes/auth.js'
+import experimentRoutes from '../routes/experiments.js'
+import healthRoutes from '../routes/health.js'
+import staffRoutes from '../routes/staff.js'
+import { loadConfig, trustProxy, type ConfigSource } from './config.js'
+import type { Database } from './db/database.js'
+
+export interface BuildOptions extends ConfigSource {
+  /** An open database to use instead of opening one from the config (tests share one). */
+  database?: Database
+  /** pino destination for tests that read the log; defaults to stdout. */
+  logStream?: NodeJS.WritableStream
+}
+
+export const BODY_LIMIT = 16 * 1024
+
+export async function buildApp (options: BuildOptions = {}): Promise<FastifyInstance> {
+  // Logger and proxy trust are constructor options, so read them before the
+  // config plugin validates (and decorates) the whole configuration again.
+  const early = loadConfig(options)
+
+  const app = Fastify({
+    logger: {
+      level: early.LOG_LEVEL,
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', 'password', '*.password', 'body.password'],
+        censor: '[redacted]'
+      },
+      ...(options.logStream !== undefined ? { stream: options.logStream } : {})
+    },
+    genReqId: () => randomUUID(),
+    trustProxy: trustProxy(early.TRUST_PROXY),
+    bodyLimit: BODY_LIMIT,
+    // Ajv coerces and strips by default: `/exp/0x10` would become 16, unknown fields vanish.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    routerOptions: { maxParamLength: 100 }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // JSON only: text/plain is a CORS-"simple" type a cross-site form could send.
+  app.removeContentTypeParser('text/plain')
+
+  await app.register(configPlugin, options)
+  await app.register(errorsPlugin)
+  await app.register(databasePlugin, { database: options.database })
+  await app.register(cookiePlugin)
+  await app.register(securityPlugin)
+  await app.register(fastifyRateLimit, { global: false })
+  await app.register(authPlugin)
+  await app.register(openapiPlugin)
+
+  await app.register(healthRoutes)
+  await app.register(staffRoutes)
+  await app.register(authRoutes)
+  await app.register(experimentRoutes)
+  await app.register(staticPagePlugin)
+
+  return app
+}

@@ -1,0 +1,162 @@
+// One schema for every variable in CONTRACT.md "Configuration". The Config
+// type is derived from it, so the two cannot drift. @fastify/env (the app)
+// and env-schema (the CLI scripts) validate with this same schema.
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import envSchema from 'env-schema'
+import { Type, type Static } from 'typebox'
+
+const duration = (dflt: string) => Type.String({ pattern: '^[0-9]{1,9}[smhd]?$', default: dflt })
+const csv = Type.String({ default: '' })
+
+export const configSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  AUTH_MODE: Type.Union([Type.Literal('jwt'), Type.Literal('session')], { default: 'jwt' }),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  JWT_SECRET_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_PREVIOUS_SECRETS: csv,
+  JWT_EXPIRES_IN: duration('1h'),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'tokenlab' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'tokenlab' }),
+  JWT_REVOCATION: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off' }),
+  SESSION_TTL: duration('1h'),
+  SESSION_IDLE_TIMEOUT: duration('30m'),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATA_DIR: Type.String({ minLength: 1, default: './data' }),
+  COOKIE_NAME: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'token' }),
+  COOKIE_SECURE: Type.Optional(Type.Boolean()),
+  COOKIE_SAMESITE: Type.Union([Type.Literal('lax'), Type.Literal('strict')], { default: 'lax' }),
+  CORS_ORIGINS: csv,
+  LOGIN_RATE_LIMIT: Type.String({ pattern: '^[1-9][0-9]{0,5}/(s|sec|min|h|hour)$', default: '5/min' }),
+  TRUST_PROXY: Type.String({ pattern: '^(true|false|[0-9]{1,2}|[0-9a-fA-F.:/,]+)$', default: 'false' }),
+  INSTANCE_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{0,64}$', default: '' })
+}, { additionalProperties: false })
+
+export type Config = Static<typeof configSchema>
+
+export class ConfigError extends Error {}
+
+/** Turns a contract duration (`30s`, `15m`, `1h`, `2d` or bare seconds) into seconds. */
+export function seconds (value: string): number {
+  const match = /^([0-9]+)([smhd]?)$/.exec(value)
+  if (!match) throw new ConfigError(`not a duration: ${value}`)
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as '' | 's' | 'm' | 'h' | 'd']
+  return Number(match[1]) * unit
+}
+
+export function list (value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+}
+
+/** `5/min` -> { max: 5, windowMs: 60000 } */
+export function rate (value: string): { max: number, windowMs: number } {
+  const [max, unit] = value.split('/') as [string, string]
+  const windowMs = { s: 1000, sec: 1000, min: 60_000, h: 3_600_000, hour: 3_600_000 }[unit as 's'] ?? 60_000
+  return { max: Number(max), windowMs }
+}
+
+/** TRUST_PROXY as Fastify takes it: true, false, a hop count, or addresses/CIDRs. */
+export function trustProxy (value: string): boolean | string | ((address: string, hop: number) => boolean) {
+  if (value === 'true') return true
+  if (value === 'false') return false
+  if (/^[0-9]+$/.test(value)) {
+    const hops = Number(value)
+    return (_address, hop) => hop < hops
+  }
+  return value
+}
+
+export function cookieSecure (config: Config): boolean {
+  return config.COOKIE_SECURE ?? (config.NODE_ENV === 'production' || config.COOKIE_NAME.startsWith('__Host-'))
+}
+
+/** Checks that need more than one variable; throws one line naming the variable. */
+export function checkConfig (config: Config): Config {
+  if (config.COOKIE_NAME.startsWith('__Host-') && config.COOKIE_SECURE === false) {
+    throw new ConfigError('COOKIE_SECURE: must not be false with a __Host- cookie name')
+  }
+  for (const key of list(config.JWT_PREVIOUS_SECRETS)) {
+    if (key.length < 32) throw new ConfigError('JWT_PREVIOUS_SECRETS: every key must be at least 32 characters')
+  }
+  for (const origin of list(config.CORS_ORIGINS)) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new ConfigError(`CORS_ORIGINS: not an origin (scheme://host[:port]): ${origin}`)
+  }
+  for (const name of ['JWT_EXPIRES_IN', 'SESSION_TTL', 'SESSION_IDLE_TIMEOUT'] as const) {
+    if (seconds(config[name]) < 1) throw new ConfigError(`${name}: must be at least one second`)
+  }
+  return config
+}
+
+/** env-schema's messages look like "env/PORT must be integer"; make them one line naming the variable. */
+export function describeConfigError (err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err)
+  return message
+    .replace(/env must have required property '([A-Z_]+)'/g, '$1: is required')
+    .replace(/env\/([A-Z_]+) /g, '$1: ')
+    .replace(/\s*\n\s*/g, '; ')
+}
+
+export interface ConfigSource {
+  /** Values that win over the environment (tests pass their whole config here). */
+  data?: Record<string, unknown>
+  /** Read process.env and .env; false in tests, so they see only `data`. */
+  fromEnvironment?: boolean
+}
+
+export function envSchemaOptions ({ data = {}, fromEnvironment = true }: ConfigSource) {
+  return { schema: configSchema, data, env: fromEnvironment, dotenv: fromEnvironment }
+}
+
+/** For the CLI scripts, which run without Fastify: same schema, same .env handling. */
+export function loadConfig (source: ConfigSource = {}): Config {
+  try {
+    return checkConfig(envSchema<Config>(envSchemaOptions(source)))
+  } catch (err) {
+    if (err instanceof ConfigError) throw err
+    throw new ConfigError(describeConfigError(err))
+  }
+}
+
+export const isMemory = (dataDir: string): boolean => dataDir.startsWith('memory://')
+
+export interface SecretSource {
+  secret: string
+  generated: boolean
+}
+
+/**
+ * JWT_SECRET, else JWT_SECRET_FILE, else (development only) a random secret
+ * kept in DATA_DIR with mode 0600 so restarts keep sessions valid.
+ */
+export async function resolveJwtSecret (config: Config): Promise<SecretSource> {
+  if (config.JWT_SECRET !== undefined) return { secret: config.JWT_SECRET, generated: false }
+  if (config.JWT_SECRET_FILE !== undefined) {
+    let secret: string
+    try {
+      secret = readFileSync(config.JWT_SECRET_FILE, 'utf8').trim()
+    } catch {
+      throw new ConfigError(`JWT_SECRET_FILE: cannot read ${config.JWT_SECRET_FILE}`)
+    }
+    if (secret.length < 32) throw new ConfigError('JWT_SECRET_FILE: the secret must be at least 32 characters')
+    return { secret, generated: false }
+  }
+  if (config.NODE_ENV === 'production') throw new ConfigError('JWT_SECRET: is required in production (or set JWT_SECRET_FILE)')
+  if (isMemory(config.DATA_DIR)) return { secret: randomBytes(32).toString('base64url'), generated: true }
+  const file = join(config.DATA_DIR, 'jwt-secret')
+  try {
+    const secret = (await readFile(file, 'utf8')).trim()
+    if (secret.length >= 32) return { secret, generated: true }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  const secret = randomBytes(32).toString('base64url')
+  await mkdir(config.DATA_DIR, { recursive: true })
+  await writeFile(file, secret + '\n', { mode: 0o600, flag: 'w' })
+  await chmod(file, 0o600)
+  return { secret, generated: true }
+}

@@ -1,0 +1,136 @@
+// One small query interface over two real Postgres drivers: PGlite (embedded,
+// the default) and node-postgres (a server, when DATABASE_URL is set).
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import pg from 'pg'
+
+export interface Queryable {
+  /** Parameterised query; rows come back as plain objects. */
+  query<Row = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<Row[]>
+  /** Several statements without parameters (migrations only). */
+  exec(sql: string): Promise<void>
+}
+
+export interface Database extends Queryable {
+  readonly driver: 'pglite' | 'pg'
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>
+  /** Number of queries sent since start (the benchmark reports queries per request). */
+  readonly queryCount: number
+  close(): Promise<void>
+}
+
+/** The database cannot be reached or answered too late: the API says 503, not 500. */
+export class DatabaseUnavailableError extends Error {
+  override readonly name = 'DatabaseUnavailableError'
+  constructor (cause: unknown) {
+    super('database unavailable', { cause })
+  }
+}
+
+// SQLSTATE classes that mean "the server is not there for us" rather than "your SQL is wrong".
+const unavailableSqlState = /^(08|53|57)/
+function isUnavailable (err: unknown): boolean {
+  const e = err as { code?: unknown, message?: unknown }
+  if (typeof e?.code === 'string') {
+    if (/^[0-9A-Z]{5}$/.test(e.code)) return unavailableSqlState.test(e.code)
+    return true // ECONNREFUSED, ENOTFOUND, ETIMEDOUT, ...
+  }
+  const message = typeof e?.message === 'string' ? e.message : ''
+  return /timeout|terminated|Connection|ECONN|not queryable|closed/i.test(message)
+}
+
+function guard<T> (promise: Promise<T>): Promise<T> {
+  return promise.catch((err: unknown) => {
+    throw isUnavailable(err) ? new DatabaseUnavailableError(err) : err
+  })
+}
+
+export interface DatabaseOptions {
+  /** postgres:// URL; when absent, PGlite in `dataDir`. */
+  url?: string | undefined
+  /** Directory for PGlite, or `memory://`. */
+  dataDir: string
+  /** Bounds so that a dead server costs a quick 503, not a hung request. */
+  connectionTimeoutMs?: number
+  queryTimeoutMs?: number
+  poolSize?: number
+}
+
+export async function openDatabase (options: DatabaseOptions): Promise<Database> {
+  return options.url !== undefined ? openPg(options.url, options) : await openPglite(options.dataDir)
+}
+
+export async function openPglite (dataDir: string): Promise<Database> {
+  let location: string | undefined
+  if (!dataDir.startsWith('memory://')) {
+    location = join(dataDir, 'pgdata')
+    await mkdir(location, { recursive: true })
+  }
+  const lite = await PGlite.create(location ?? 'memory://')
+  let queryCount = 0
+  const wrap = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
+    async query<Row> (text: string, params: readonly unknown[] = []) {
+      queryCount++
+      const result = await q.query<Row>(text, params as unknown[])
+      return result.rows
+    },
+    async exec (sql: string) {
+      queryCount++
+      await q.exec(sql)
+    }
+  })
+  return {
+    driver: 'pglite',
+    ...wrap(lite),
+    get queryCount () { return queryCount },
+    transaction: (fn) => lite.transaction((tx) => fn(wrap(tx))),
+    close: () => lite.close()
+  }
+}
+
+export function openPg (url: string, options: Omit<DatabaseOptions, 'url' | 'dataDir'> = {}): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 2000,
+    query_timeout: options.queryTimeoutMs ?? 5000,
+    idleTimeoutMillis: 30_000
+  })
+  // An idle client whose server went away emits 'error'; without a listener that kills the process.
+  pool.on('error', () => {})
+  let queryCount = 0
+  const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
+    async query<Row> (text: string, params: readonly unknown[] = []) {
+      queryCount++
+      const result = await guard(q.query(text, params as unknown[]))
+      return result.rows as Row[]
+    },
+    async exec (sql: string) {
+      queryCount++
+      await guard(q.query(sql))
+    }
+  })
+  return {
+    driver: 'pg',
+    ...wrap(pool),
+    get queryCount () { return queryCount },
+    async transaction (fn) {
+      const client = await guard(pool.connect())
+      let broken: Error | undefined
+      try {
+        await guard(client.query('BEGIN'))
+        const result = await fn(wrap(client))
+        await guard(client.query('COMMIT'))
+        return result
+      } catch (err) {
+        await client.query('ROLLBACK').catch((rollbackError: Error) => { broken = rollbackError })
+        throw err
+      } finally {
+        // A client whose rollback failed is not reused.
+        client.release(broken)
+      }
+    },
+    close: () => pool.end()
+  }
+}

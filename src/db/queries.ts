@@ -1,0 +1,139 @@
+// Every query the API sends, in one place, parameterised. Routes and auth
+// strategies call these by name and never hold SQL of their own.
+import type { Queryable } from './database.js'
+
+export type Role = 'admin' | 'user' | 'viewer'
+
+export interface StaffAccount {
+  staffId: number
+  username: string
+  passwordHash: string
+  role: Role
+}
+
+export interface StaffSummary {
+  staffId: number
+  personal: string
+  family: string
+}
+
+export interface Experiment {
+  sampleId: number
+  kind: string
+  started: string
+  ended: string | null
+}
+
+export interface SessionRow {
+  staffId: number
+  username: string
+  role: Role
+  expiresAt: Date
+  lastSeenAt: Date
+}
+
+export function createQueries (db: Queryable) {
+  return {
+    async ping (): Promise<void> {
+      await db.query('SELECT 1')
+    },
+
+    async findStaffByUsername (username: string): Promise<StaffAccount | undefined> {
+      const rows = await db.query<StaffAccount>(
+        'SELECT staff_id AS "staffId", username, password_hash AS "passwordHash", role FROM staff WHERE username = $1',
+        [username])
+      return rows[0]
+    },
+
+    async staffExists (staffId: number): Promise<boolean> {
+      const rows = await db.query('SELECT 1 FROM staff WHERE staff_id = $1', [staffId])
+      return rows.length > 0
+    },
+
+    listStaff (): Promise<StaffSummary[]> {
+      return db.query<StaffSummary>('SELECT staff_id AS "staffId", personal, family FROM staff ORDER BY staff_id')
+    },
+
+    /** Keyset page: experiments of one staff member after `afterSampleId`, by sampleId. */
+    listExperiments (staffId: number, afterSampleId: number, limit: number): Promise<Experiment[]> {
+      return db.query<Experiment>(
+        `SELECT e.sample_id AS "sampleId", e.kind,
+                to_char(e.started, 'YYYY-MM-DD') AS started,
+                to_char(e.ended, 'YYYY-MM-DD') AS ended
+           FROM performed p JOIN experiment e ON e.sample_id = p.sample_id
+          WHERE p.staff_id = $1 AND p.sample_id > $2
+          ORDER BY p.sample_id
+          LIMIT $3`,
+        [staffId, afterSampleId, limit])
+    },
+
+    async addStaff (staff: { username: string, passwordHash: string, role: Role, personal: string, family: string }): Promise<number> {
+      const rows = await db.query<{ staffId: number }>(
+        `INSERT INTO staff (username, password_hash, role, personal, family)
+         VALUES ($1, $2, $3, $4, $5) RETURNING staff_id AS "staffId"`,
+        [staff.username, staff.passwordHash, staff.role, staff.personal, staff.family])
+      return rows[0]!.staffId
+    },
+
+    // Sessions: ids are looked up and stored by SHA-256 only.
+    async createSession (idHash: Buffer, staffId: number, ttlSeconds: number): Promise<Date> {
+      const rows = await db.query<{ expiresAt: Date }>(
+        `INSERT INTO sessions (id, staff_id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
+         RETURNING expires_at AS "expiresAt"`,
+        [idHash, staffId, ttlSeconds])
+      return new Date(rows[0]!.expiresAt)
+    },
+
+    /** A live session only: within its absolute lifetime and not idle longer than `idleSeconds`. */
+    async getSession (idHash: Buffer, idleSeconds: number): Promise<SessionRow | undefined> {
+      const rows = await db.query<SessionRow>(
+        `SELECT s.staff_id AS "staffId", st.username, st.role,
+                s.expires_at AS "expiresAt", s.last_seen_at AS "lastSeenAt"
+           FROM sessions s JOIN staff st ON st.staff_id = s.staff_id
+          WHERE s.id = $1 AND s.expires_at > now()
+            AND s.last_seen_at > now() - make_interval(secs => $2)`,
+        [idHash, idleSeconds])
+      const row = rows[0]
+      return row && { ...row, expiresAt: new Date(row.expiresAt), lastSeenAt: new Date(row.lastSeenAt) }
+    },
+
+    async touchSession (idHash: Buffer): Promise<void> {
+      await db.query('UPDATE sessions SET last_seen_at = now() WHERE id = $1', [idHash])
+    },
+
+    async deleteSession (idHash: Buffer): Promise<void> {
+      await db.query('DELETE FROM sessions WHERE id = $1', [idHash])
+    },
+
+    async deleteExpiredSessions (idleSeconds: number): Promise<number> {
+      const rows = await db.query(
+        `DELETE FROM sessions WHERE expires_at <= now() OR last_seen_at <= now() - make_interval(secs => $1)
+         RETURNING 1`, [idleSeconds])
+      return rows.length
+    },
+
+    // Token revocation (JWT_REVOCATION=on), keyed by jti.
+    async revokeToken (jti: string, expiresAt: Date): Promise<void> {
+      await db.query(
+        'INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING',
+        [jti, expiresAt])
+    },
+
+    async isTokenRevoked (jti: string): Promise<boolean> {
+      const rows = await db.query('SELECT 1 FROM revoked_tokens WHERE jti = $1', [jti])
+      return rows.length > 0
+    },
+
+    async deleteExpiredRevocations (): Promise<number> {
+      const rows = await db.query('DELETE FROM revoked_tokens WHERE expires_at <= now() RETURNING 1')
+      return rows.length
+    },
+
+    async countStaff (): Promise<number> {
+      const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM staff')
+      return rows[0]!.n
+    }
+  }
+}
+
+export type Queries = ReturnType<typeof createQueries>
