@@ -39,7 +39,7 @@ const experimentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // Ownership first, before any data access: a 403 says nothing about whether that staff member exists.
     if (principal.staffId !== staffId && principal.role !== 'admin') {
       request.log.info({ audit: 'forbidden', staffId: principal.staffId, target: staffId }, 'access refused')
-      throw new AppError(403, 'FORBIDDEN', "you may read only your own experiments")
+      throw new AppError(403, 'FORBIDDEN', 'you may read only your own experiments')
     }
     if (principal.staffId !== staffId && !(await app.queries.staffExists(staffId))) {
       throw new AppError(404, 'NOT_FOUND', 'no such staff member')
