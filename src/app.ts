@@ -46,6 +46,8 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
     genReqId: () => randomUUID(),
     trustProxy: trustProxy(early.TRUST_PROXY),
     bodyLimit: BODY_LIMIT,
+    // Opening an embedded database and hashing the demo seed can take a while on a busy machine.
+    pluginTimeout: 120_000,
     // Ajv coerces and strips by default: `/exp/0x10` would become 16, unknown fields vanish.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     routerOptions: { maxParamLength: 100 }

@@ -77,6 +77,9 @@ export function cookieSecure (config: Config): boolean {
 
 /** Checks that need more than one variable; throws one line naming the variable. */
 export function checkConfig (config: Config): Config {
+  if (config.NODE_ENV === 'production' && config.JWT_SECRET === undefined && config.JWT_SECRET_FILE === undefined) {
+    throw new ConfigError('JWT_SECRET: is required in production (or set JWT_SECRET_FILE)')
+  }
   if (config.COOKIE_NAME.startsWith('__Host-') && config.COOKIE_SECURE === false) {
     throw new ConfigError('COOKIE_SECURE: must not be false with a __Host- cookie name')
   }

@@ -1,0 +1,112 @@
+// The configuration schema: defaults, every bad value refused with one line
+// naming the variable, and the development secret kept in DATA_DIR.
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { buildApp } from '../src/app.js'
+import { ConfigError, cookieSecure, loadConfig, rate, resolveJwtSecret, seconds } from '../src/config.js'
+
+const load = (data: Record<string, string>) => loadConfig({ data, fromEnvironment: false })
+
+t.test('defaults are the contract\'s', async (t) => {
+  const config = load({})
+  t.match(config, {
+    NODE_ENV: 'development',
+    HOST: '127.0.0.1',
+    PORT: 3000,
+    LOG_LEVEL: 'info',
+    AUTH_MODE: 'jwt',
+    JWT_PREVIOUS_SECRETS: '',
+    JWT_EXPIRES_IN: '1h',
+    JWT_ISSUER: 'tokenlab',
+    JWT_AUDIENCE: 'tokenlab',
+    JWT_REVOCATION: 'off',
+    SESSION_TTL: '1h',
+    SESSION_IDLE_TIMEOUT: '30m',
+    DATA_DIR: './data',
+    COOKIE_NAME: 'token',
+    COOKIE_SAMESITE: 'lax',
+    CORS_ORIGINS: '',
+    LOGIN_RATE_LIMIT: '5/min',
+    TRUST_PROXY: 'false'
+  })
+  t.equal(config.JWT_SECRET, undefined)
+  t.equal(config.DATABASE_URL, undefined)
+  t.equal(cookieSecure(config), false, 'not Secure in development')
+  const secret = 'production-secret-0123456789-abcdefgh'
+  t.equal(cookieSecure(load({ NODE_ENV: 'production', JWT_SECRET: secret })), true, 'Secure by default in production')
+  t.equal(cookieSecure(load({ NODE_ENV: 'production', JWT_SECRET: secret, COOKIE_SECURE: 'false' })), false, 'unless switched off')
+  t.same(Object.keys(load({ UNRELATED: 'x' })).includes('UNRELATED'), false, 'only the schema\'s variables')
+})
+
+t.test('values are parsed to their types', async (t) => {
+  const config = load({ PORT: '8080', COOKIE_SECURE: 'true', AUTH_MODE: 'session', JWT_EXPIRES_IN: '15m' })
+  t.equal(config.PORT, 8080)
+  t.equal(config.COOKIE_SECURE, true)
+  t.equal(config.AUTH_MODE, 'session')
+  t.equal(seconds(config.JWT_EXPIRES_IN), 900)
+  t.equal(seconds('30s'), 30)
+  t.equal(seconds('1h'), 3600)
+  t.equal(seconds('120'), 120, 'bare numbers are seconds')
+  t.same(rate('5/min'), { max: 5, windowMs: 60_000 })
+})
+
+t.test('a bad value is refused with a line naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'eighty' }, /^PORT: /],
+    [{ PORT: '70000' }, /^PORT: /],
+    [{ AUTH_MODE: 'cookies' }, /^AUTH_MODE: /],
+    [{ JWT_SECRET: 'too-short' }, /^JWT_SECRET: /],
+    [{ JWT_EXPIRES_IN: 'an hour' }, /^JWT_EXPIRES_IN: /],
+    [{ JWT_EXPIRES_IN: '0s' }, /^JWT_EXPIRES_IN: /],
+    [{ JWT_REVOCATION: 'yes' }, /^JWT_REVOCATION: /],
+    [{ SESSION_TTL: '-1' }, /^SESSION_TTL: /],
+    [{ DATABASE_URL: 'mysql://x' }, /^DATABASE_URL: /],
+    [{ COOKIE_NAME: 'to ken' }, /^COOKIE_NAME: /],
+    [{ COOKIE_SAMESITE: 'none' }, /^COOKIE_SAMESITE: /],
+    [{ COOKIE_SECURE: 'maybe' }, /^COOKIE_SECURE: /],
+    [{ COOKIE_NAME: '__Host-token', COOKIE_SECURE: 'false' }, /^COOKIE_SECURE: /],
+    [{ LOGIN_RATE_LIMIT: 'lots' }, /^LOGIN_RATE_LIMIT: /],
+    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: /],
+    [{ CORS_ORIGINS: 'https://ok.example,*' }, /^CORS_ORIGINS: /],
+    [{ JWT_PREVIOUS_SECRETS: 'short' }, /^JWT_PREVIOUS_SECRETS: /],
+    [{ NODE_ENV: 'staging' }, /^NODE_ENV: /]
+  ]
+  for (const [data, pattern] of cases) {
+    let error: unknown
+    try { load(data) } catch (err) { error = err }
+    t.type(error, ConfigError, JSON.stringify(data))
+    t.match((error as Error).message, pattern, JSON.stringify(data))
+    t.notMatch((error as Error).message, /\n/, 'one line')
+  }
+})
+
+t.test('production without JWT_SECRET refuses to start; JWT_SECRET_FILE is read', async (t) => {
+  t.throws(() => load({ NODE_ENV: 'production', DATA_DIR: 'memory://' }), /^JWT_SECRET: is required in production/)
+  const dir = await mkdtemp(join(tmpdir(), 'tokenlab-secret-'))
+  const file = join(dir, 'secret')
+  await writeFile(file, 'a-secret-from-a-file-0123456789abcdef\n')
+  const fromFile = await resolveJwtSecret(load({ NODE_ENV: 'production', JWT_SECRET_FILE: file }))
+  t.same(fromFile, { secret: 'a-secret-from-a-file-0123456789abcdef', generated: false })
+  await writeFile(file, 'short\n')
+  await t.rejects(resolveJwtSecret(load({ JWT_SECRET_FILE: file })), /^JWT_SECRET_FILE: /)
+  await t.rejects(resolveJwtSecret(load({ JWT_SECRET_FILE: join(dir, 'missing') })), /^JWT_SECRET_FILE: cannot read/)
+})
+
+t.test('development without JWT_SECRET generates one, keeps it (0600) and reuses it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tokenlab-data-'))
+  const first = await resolveJwtSecret(load({ DATA_DIR: dir }))
+  t.equal(first.generated, true)
+  t.ok(first.secret.length >= 43, '256 random bits')
+  const file = join(dir, 'jwt-secret')
+  t.equal((await stat(file)).mode & 0o777, 0o600)
+  t.equal((await readFile(file, 'utf8')).trim(), first.secret)
+  const second = await resolveJwtSecret(load({ DATA_DIR: dir }))
+  t.equal(second.secret, first.secret, 'the same secret after a restart')
+})
+
+t.test('the app refuses to build with a bad config, naming the variable', async (t) => {
+  await t.rejects(buildApp({ fromEnvironment: false, data: { DATA_DIR: 'memory://', LOG_LEVEL: 'silent', AUTH_MODE: 'magic' } }), /AUTH_MODE/)
+  await t.rejects(buildApp({ fromEnvironment: false, data: { DATA_DIR: 'memory://', LOG_LEVEL: 'silent', NODE_ENV: 'production' } }), /JWT_SECRET/)
+})

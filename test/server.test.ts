@@ -1,0 +1,90 @@
+// The real server process (the built dist/src/server.js) over HTTP: first
+// start on an empty data directory, restart with the kept secret, bad config,
+// and graceful shutdown with requests in flight.
+import { mkdtemp } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { spawnServer, startServer, type ServerProcess } from './support/server-process.js'
+
+async function loginOver (server: ServerProcess, username = 'linda.m', password = 'linda.m-0680'): Promise<string> {
+  const res = await fetch(`${server.url}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password })
+  })
+  if (res.status !== 200) throw new Error(`login: ${res.status} ${await res.text()}`)
+  return res.headers.getSetCookie()[0]!.split(';')[0]!
+}
+
+t.test('first start seeds an empty embedded database; a restart keeps data and the generated secret', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'tokenlab-server-'))
+  const env = { DATA_DIR: dataDir, NODE_ENV: 'development', LOG_LEVEL: 'info' }
+
+  const first = await startServer(env)
+  t.teardown(() => first.stop('SIGKILL'))
+  t.match(first.output(), /JWT_SECRET is not set: using a generated development secret/, 'warns about the generated secret')
+  t.match(first.output(), /seeded the demo staff/)
+  const staff = await (await fetch(`${first.url}/staff`)).json() as unknown[]
+  t.equal(staff.length, 7)
+  const cookie = await loginOver(first)
+  const me = await fetch(`${first.url}/me`, { headers: { cookie } })
+  t.equal(me.status, 200)
+  t.equal(await first.stop('SIGTERM'), 0, 'SIGTERM exits 0')
+
+  const second = await startServer(env)
+  t.teardown(() => second.stop('SIGKILL'))
+  t.notMatch(second.output(), /seeded the demo staff/, 'no second seed')
+  const again = await fetch(`${second.url}/me`, { headers: { cookie } })
+  t.equal(again.status, 200, 'the old cookie still works after a restart')
+  t.equal(((await again.json()) as { staffId: number }).staffId, 3)
+  t.equal(await second.stop('SIGINT'), 0, 'SIGINT exits 0')
+})
+
+t.test('a bad configuration stops startup with one line naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ PORT: 'eighty', DATA_DIR: 'memory://' }, 'PORT'],
+    [{ AUTH_MODE: 'magic', DATA_DIR: 'memory://' }, 'AUTH_MODE'],
+    [{ NODE_ENV: 'production', DATA_DIR: 'memory://' }, 'JWT_SECRET'],
+    [{ JWT_SECRET: 'short', DATA_DIR: 'memory://' }, 'JWT_SECRET']
+  ]
+  for (const [env, variable] of cases) {
+    const server = spawnServer({ PORT: '0', ...env })
+    const code = await server.exited
+    t.not(code, 0, `${variable}: non-zero exit`)
+    const lines = server.stderr().trim().split('\n')
+    t.equal(lines.length, 1, `${variable}: one line on stderr, no stack trace`)
+    t.equal(server.output(), server.stderr(), `${variable}: nothing else printed (refused before any work)`)
+    t.match(lines[0], new RegExp(`^tokenlab: configuration error: ${variable}: `), `${variable}: the line names the variable`)
+  }
+})
+
+t.test('graceful shutdown: in-flight requests finish, then new connections are refused and the exit is 0', async (t) => {
+  const server = await startServer({ DATA_DIR: 'memory://', JWT_SECRET: 'graceful-secret-0123456789-abcdefghijkl', LOG_LEVEL: 'info' })
+  t.teardown(() => server.stop('SIGKILL'))
+  // Logins take tens of milliseconds each (argon2): a batch is still running when SIGTERM arrives.
+  const agentless = (): Promise<number> => new Promise((resolve, reject) => {
+    const req = httpRequest(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' } }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    req.end(JSON.stringify({ username: 'linda.m', password: 'linda.m-0680' }))
+  })
+  const count = 24
+  const lines = (text: string) => server.output().split('\n').filter((l) => l.includes(text)).length
+  const received = () => server.output().split('\n').filter((l) => l.includes('"url":"/login"') && l.includes('incoming request')).length
+  const before = received()
+  const completedAtStart = lines('request completed')
+  const inFlight = Array.from({ length: count }, agentless)
+  // SIGTERM once the server has read every request, while most are still hashing.
+  while (received() - before < count) await new Promise((resolve) => setTimeout(resolve, 2))
+  const completedBefore = lines('request completed') - completedAtStart
+  server.child.kill('SIGTERM')
+  const statuses = await Promise.all(inFlight)
+  t.ok(completedBefore < count, `requests were still in flight at SIGTERM (${count - completedBefore} of ${count})`)
+  t.same(statuses, Array(count).fill(200), 'every request that was in flight completed')
+  t.equal(await server.exited, 0, 'exit 0 within the grace period')
+  await t.rejects(fetch(`${server.url}/health`), 'new connections are refused')
+})
