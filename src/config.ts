@@ -77,9 +77,6 @@ export function cookieSecure (config: Config): boolean {
 
 /** Checks that need more than one variable; throws one line naming the variable. */
 export function checkConfig (config: Config): Config {
-  if (config.NODE_ENV === 'production' && config.JWT_SECRET === undefined && config.JWT_SECRET_FILE === undefined) {
-    throw new ConfigError('JWT_SECRET: is required in production (or set JWT_SECRET_FILE)')
-  }
   if (config.COOKIE_NAME.startsWith('__Host-') && config.COOKIE_SECURE === false) {
     throw new ConfigError('COOKIE_SECURE: must not be false with a __Host- cookie name')
   }
@@ -93,6 +90,16 @@ export function checkConfig (config: Config): Config {
     if (seconds(config[name]) < 1) throw new ConfigError(`${name}: must be at least one second`)
   }
   return config
+}
+
+/**
+ * The server (not the CLI scripts, which sign nothing) needs a real key in
+ * production; checked before any work so the error is all that is printed.
+ */
+export function requireSigningKey (config: Config): void {
+  if (config.NODE_ENV === 'production' && config.JWT_SECRET === undefined && config.JWT_SECRET_FILE === undefined) {
+    throw new ConfigError('JWT_SECRET: is required in production (or set JWT_SECRET_FILE)')
+  }
 }
 
 /** env-schema's messages look like "env/PORT must be integer"; make them one line naming the variable. */

@@ -1,7 +1,7 @@
 // Listens and shuts down gracefully; everything else is in app.ts.
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import { ConfigError, loadConfig, requireSigningKey } from './config.js'
 
 const SHUTDOWN_GRACE_MS = 10_000
 
@@ -9,6 +9,7 @@ async function main (): Promise<void> {
   let config
   try {
     config = loadConfig()
+    requireSigningKey(config)
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`tokenlab: configuration error: ${err.message}\n`)

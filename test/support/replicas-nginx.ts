@@ -1,0 +1,47 @@
+// deploy/nginx.conf as the tests run it: the compose file's config with only
+// the two lines that depend on where things run replaced, so a change to the
+// proxy behaviour (headers, retries, timeouts, upstreams) is tested as is.
+import { accessSync, constants, readFileSync } from 'node:fs'
+import { delimiter, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const nginxConfPath = fileURLToPath(new URL('../../deploy/nginx.conf', import.meta.url))
+
+/** The compose listen line and the compose upstream server line, exactly as deploy/nginx.conf has them. */
+export const composeListen = /^(\s*)listen 80;[ \t]*$/gm
+export const composeServer = /^(\s*)server api:3000 resolve;[ \t]*$/gm
+
+export function readNginxConf (): string {
+  return readFileSync(nginxConfPath, 'utf8')
+}
+
+/**
+ * deploy/nginx.conf with `listen 80;` replaced by `listen <listen>;` and every
+ * `server api:3000 resolve;` by one `server <address>;` line per replica.
+ * Throws when the lines are not there (exactly one listen, at least one
+ * server), so a renamed line cannot make the tests run some other config.
+ */
+export function localNginxConf (source: string, listen: string, servers: string[]): string {
+  const listens = source.match(composeListen) ?? []
+  if (listens.length !== 1) throw new Error(`deploy/nginx.conf: expected exactly one "listen 80;" line, found ${listens.length}`)
+  const upstreams = source.match(composeServer) ?? []
+  if (upstreams.length === 0) throw new Error('deploy/nginx.conf: no "server api:3000 resolve;" line to replace')
+  if (servers.length === 0) throw new Error('localNginxConf: no servers given')
+  return source
+    .replace(composeListen, (_line, indent: string) => `${indent}listen ${listen};`)
+    .replace(composeServer, (_line, indent: string) => servers.map((s) => `${indent}server ${s};`).join('\n'))
+}
+
+/** The nginx binary: Debian's /usr/sbin/nginx, else one on PATH; undefined when there is none. */
+export function findNginx (): string | undefined {
+  const candidates = ['/usr/sbin/nginx', ...(process.env.PATH ?? '').split(delimiter).filter((d) => d !== '').map((d) => join(d, 'nginx'))]
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      // not here
+    }
+  }
+  return undefined
+}
