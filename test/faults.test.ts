@@ -2,6 +2,7 @@
 // 503, database-backed routes answer 503 UNAVAILABLE quickly, JWT-only routes
 // and /health keep working, revocation fails closed, and everything recovers
 // without a restart.
+import type { FastifyInstance, InjectOptions } from 'fastify'
 import t from 'tap'
 import { openPg } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
@@ -31,12 +32,12 @@ t.test('database down and back', { skip }, async (t) => {
 
   await pg.stop()
 
-  const timed = async (app: typeof jwt, options: Parameters<typeof jwt.inject>[0]) => {
+  const timed = async (app: FastifyInstance, options: InjectOptions) => {
     const started = Date.now()
     const res = await app.inject(options)
     return { res, ms: Date.now() - started }
   }
-  const expectUnavailable = async (label: string, app: typeof jwt, options: Parameters<typeof jwt.inject>[0]) => {
+  const expectUnavailable = async (label: string, app: FastifyInstance, options: InjectOptions) => {
     const { res, ms } = await timed(app, options)
     t.equal(res.statusCode, 503, `${label}: 503`)
     t.same(res.json(), { statusCode: 503, code: 'UNAVAILABLE', error: 'Service Unavailable', message: res.json().message }, `${label}: the contract's shape`)

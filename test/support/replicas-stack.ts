@@ -6,34 +6,20 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises'
 import http from 'node:http'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { findNginx, localNginxConf, readNginxConf } from './replicas-nginx.js'
+import { freePort } from './server-process.js'
+
+export { freePort }
 
 export const distDir = fileURLToPath(new URL('../../dist', import.meta.url))
 export const serverJs = join(distDir, 'src', 'server.js')
 
 const READY_TIMEOUT_MS = 20_000
 const STOP_TIMEOUT_MS = 5_000
-
-/** A port nothing listens on right now (the OS picks it). */
-export async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => {
-        if (address !== null && typeof address === 'object') resolve(address.port)
-        else reject(new Error('no port'))
-      })
-    })
-  })
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
