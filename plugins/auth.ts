@@ -106,6 +106,7 @@ export default fp(async function auth (app) {
     timeWindow: windowMs,
     keyGenerator: (request) => `${request.ip}|${normaliseUsername(String((request.body as { username?: unknown } | undefined)?.username ?? ''))}`
   })
+  const pendingLogins = new Map<string, number>()
 
   app.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
     const started = performance.now()
@@ -127,21 +128,38 @@ export default fp(async function auth (app) {
     reply.header('cache-control', 'no-store')
   })
 
+  /** The account when the password is right; the same argon2 work whether or not the username exists. */
+  async function checkPassword (username: string, password: string): Promise<Account | undefined> {
+    const account = await app.queries.findStaffByUsername(username)
+    const passwordOk = await verifyPassword(account?.passwordHash ?? await dummyPasswordHash(), password)
+    return account !== undefined && passwordOk ? account : undefined
+  }
+
   async function login (request: FastifyRequest, reply: FastifyReply, username: string, password: string): Promise<LoginResult> {
     const normalised = normaliseUsername(username)
     const before = await loginFailures(request, { increment: false })
-    if (!before.isAllowed && before.remaining === 0) {
+    // The limiter is bumped only after a failure, so attempts still being
+    // checked count too: otherwise a parallel burst of guesses all pass the peek.
+    const key = before.key
+    const pending = pendingLogins.get(key) ?? 0
+    if (!before.isAllowed && before.remaining - pending <= 0) {
       reply.header('retry-after', String(Math.max(1, before.ttlInSeconds)))
       request.log.info({ audit: 'login_throttled', username: normalised }, 'login throttled')
       throw new AppError(429, 'TOO_MANY_REQUESTS', 'too many failed logins; try again after Retry-After seconds')
     }
-    const account = await app.queries.findStaffByUsername(normalised)
-    // The same argon2 work whether or not the username exists.
-    const passwordOk = await verifyPassword(account?.passwordHash ?? await dummyPasswordHash(), password)
-    if (account === undefined || !passwordOk) {
-      await loginFailures(request)
-      request.log.info({ audit: 'login_failure', username: normalised }, 'login failed')
-      throw new AppError(401, 'BAD_CREDENTIALS', 'username or password is wrong')
+    pendingLogins.set(key, pending + 1)
+    let account: Account | undefined
+    try {
+      account = await checkPassword(normalised, password)
+      if (account === undefined) {
+        await loginFailures(request)
+        request.log.info({ audit: 'login_failure', username: normalised }, 'login failed')
+        throw new AppError(401, 'BAD_CREDENTIALS', 'username or password is wrong')
+      }
+    } finally {
+      const left = (pendingLogins.get(key) ?? 1) - 1
+      if (left > 0) pendingLogins.set(key, left)
+      else pendingLogins.delete(key)
     }
     // No fixation: whatever credential came with the request is ended, a new one issued.
     await endPresented(request)

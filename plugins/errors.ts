@@ -66,6 +66,30 @@ function toAppError (err: FastifyError | Error): AppError | undefined {
   return undefined
 }
 
+// The headers helmet and the security plugin would add, for the responses sent before any hook runs.
+const routerErrorHeaders = {
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+  'strict-transport-security': 'max-age=31536000; includeSubDomains',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY'
+}
+
+/**
+ * Fastify's `frameworkErrors` option (src/app.ts). A malformed URL or an
+ * over-long path parameter is refused by the router before any hook or the
+ * error handler runs: without this the client gets Fastify's own body (code
+ * FST_ERR_*, the raw path echoed back) and none of the security headers.
+ */
+export function frameworkErrors (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const known = toAppError(err) ?? new AppError(500, 'INTERNAL', 'internal error')
+  // The code only: the message echoes the path, which may hold anything.
+  request.log[known.statusCode >= 500 ? 'error' : 'info']({ code: known.code, reason: err.code }, 'request refused')
+  reply.code(known.statusCode).headers({ ...routerErrorHeaders, 'x-request-id': request.id })
+    .send(errorBody(known.statusCode, known.code, known.message))
+}
+
 export default fp(async function errors (app) {
   app.addSchema(errorSchema)
 

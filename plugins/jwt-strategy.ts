@@ -50,8 +50,10 @@ function headerKid (token: string): string {
 }
 
 /** Claims are checked after the signature: types are strict, nothing is coerced. */
-function checkClaims (payload: unknown, nowSeconds: number): TokenClaims {
+function checkClaims (payload: unknown, nowSeconds: number, lifetime: number): TokenClaims {
   const c = payload as Partial<TokenClaims>
+  // fast-jwt accepts an `aud` array that merely contains ours; we issue plain strings only, matched exactly.
+  if (typeof c.iss !== 'string' || typeof c.aud !== 'string') throw invalid('bad iss or aud')
   if (typeof c.staffId !== 'number' || !Number.isSafeInteger(c.staffId) || c.staffId < 1) throw invalid('bad staffId')
   if (c.sub !== String(c.staffId)) throw invalid('sub does not match staffId')
   if (typeof c.username !== 'string' || c.username.length === 0) throw invalid('bad username')
@@ -59,6 +61,8 @@ function checkClaims (payload: unknown, nowSeconds: number): TokenClaims {
   if (typeof c.jti !== 'string' || c.jti.length === 0 || c.jti.length > 64) throw invalid('bad jti')
   if (typeof c.iat !== 'number' || c.iat > nowSeconds + CLOCK_TOLERANCE_MS / 1000) throw invalid('issued in the future')
   if (typeof c.exp !== 'number') throw invalid('bad exp')
+  // maxAge only caps the age from iat: a far-future exp would still pass for an hour and be reported as expiresAt.
+  if (c.exp - c.iat > lifetime) throw invalid('lifetime too long')
   return c as TokenClaims
 }
 
@@ -117,7 +121,7 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       if (code === 'FAST_JWT_EXPIRED') throw new AppError(401, 'TOKEN_EXPIRED', 'the token has expired: log in again')
       throw invalid('verification failed')
     }
-    return checkClaims(payload, Math.floor(Date.now() / 1000))
+    return checkClaims(payload, Math.floor(Date.now() / 1000), lifetime)
   }
 
   return {

@@ -33,7 +33,16 @@ export default fp(async function security (app) {
 
   if (allowedOrigins.size > 0) {
     // Exact matches from the list only: never `*`, never reflected, never `null`.
-    await app.register(fastifyCors, { origin: [...allowedOrigins], credentials: true, methods: ['GET', 'POST'] })
+    // A function, not the list: with a list @fastify/cors still sends Allow-Credentials
+    // to every origin and answers an OPTIONS without preflight headers with a text/plain 400.
+    await app.register(fastifyCors, {
+      origin: (origin: string | undefined, cb: (err: Error | null, allow: string | false) => void) => {
+        cb(null, origin !== undefined && allowedOrigins.has(origin) ? origin : false)
+      },
+      credentials: true,
+      methods: ['GET', 'POST'],
+      strictPreflight: false
+    })
   }
 
   app.addHook('onRequest', async (request) => {

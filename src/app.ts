@@ -9,7 +9,7 @@ import authPlugin from '../plugins/auth.js'
 import configPlugin from '../plugins/config.js'
 import cookiePlugin from '../plugins/cookie.js'
 import databasePlugin from '../plugins/database.js'
-import errorsPlugin from '../plugins/errors.js'
+import errorsPlugin, { frameworkErrors } from '../plugins/errors.js'
 import openapiPlugin from '../plugins/openapi.js'
 import securityPlugin from '../plugins/security.js'
 import staticPagePlugin from '../plugins/static-page.js'
@@ -44,6 +44,8 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
       ...(options.logStream !== undefined ? { stream: options.logStream } : {})
     },
     genReqId: () => randomUUID(),
+    // The router answers a bad URL (400) or an over-long parameter (414) before any hook: keep them in the contract's shape.
+    frameworkErrors,
     trustProxy: trustProxy(early.TRUST_PROXY),
     bodyLimit: BODY_LIMIT,
     // Opening an embedded database and hashing the demo seed can take a while on a busy machine.
