@@ -52,7 +52,13 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
     pluginTimeout: 120_000,
     // Ajv coerces and strips by default: `/exp/0x10` would become 16, unknown fields vanish.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    routerOptions: { maxParamLength: 100 }
+    routerOptions: { maxParamLength: 100 },
+    // Deliberate limits: a slow client cannot hold a socket forever, idle
+    // keep-alive sockets outlive a load balancer's (nginx: 60 s) so it closes
+    // first, and headers stay under 16 KiB (431 above) with 10 s to arrive.
+    requestTimeout: 30_000,
+    keepAliveTimeout: 65_000,
+    http: { maxHeaderSize: 16 * 1024, headersTimeout: 10_000 }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // JSON only: text/plain is a CORS-"simple" type a cross-site form could send.

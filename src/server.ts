@@ -20,12 +20,6 @@ async function main (): Promise<void> {
 
   const app = await buildApp()
 
-  // Deliberate limits: slow clients cannot hold sockets forever, and idle
-  // keep-alive sockets outlive a load balancer's (nginx: 60 s) by a margin.
-  app.server.requestTimeout = 30_000
-  app.server.headersTimeout = 10_000
-  app.server.keepAliveTimeout = 65_000
-
   closeWithGrace({ delay: SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
     else app.log.info({ signal }, 'shutting down: finishing in-flight requests')
