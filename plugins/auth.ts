@@ -125,7 +125,7 @@ export default fp(async function auth (app) {
     } finally {
       reply.header('server-timing', `auth;dur=${(performance.now() - started).toFixed(3)};desc="${strategy.name}"`)
     }
-    reply.header('cache-control', 'no-store')
+    // Cache-Control: no-store is set on every response by plugins/security.ts.
   })
 
   /** The account when the password is right; the same argon2 work whether or not the username exists. */

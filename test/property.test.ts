@@ -218,10 +218,11 @@ const claimsArb = fc.record({
   drop: mostly(undefined, fc.constantFrom(...claimNames), 8),
   extra: fc.dictionary(printable(8).map((k) => `x_${k}`), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 })
 })
+// Fields in the order the service writes them (alg, typ, kid), so that the unchanged header is byte-identical.
 const headerArb = fc.record({
   alg: mostly('HS256', fc.oneof(fc.constantFrom('none', 'None', 'HS384', 'HS512', 'RS256', 'ES256', 'hs256', ''), anyText(6))),
+  typ: mostly('JWT', fc.constantFrom('at+jwt', 'exp-session+jwt', 'jwt', undefined)),
   kid: mostly(KID, fc.oneof(fc.constantFrom('k000000000000', '../../etc/passwd', 'http://evil/', ''), anyText(14), fc.integer())),
-  typ: fc.constantFrom('JWT', 'at+jwt', 'exp-session+jwt', undefined),
   crit: mostly(undefined, fc.constantFrom(['exp'], [], ['b64'])),
   jwk: mostly(undefined, fc.constant({ kty: 'oct', k: 'AAAA' }))
 }).map((h) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== undefined)))
@@ -243,7 +244,8 @@ function buildClaims (c: ClaimsInput): Record<string, unknown> {
 /** What the contract says about a correctly signed token: is it a valid credential? */
 function shouldAccept (header: Record<string, unknown>, c: Record<string, unknown>): boolean {
   const t = now()
-  if (header.alg !== 'HS256' || header.kid !== KID || 'crit' in header) return false
+  // Only the exact header the service signs names a key: same fields, same order.
+  if (JSON.stringify(header) !== JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: KID })) return false
   for (const name of ['exp', 'iat', 'iss', 'aud', 'sub', 'jti', 'staffId', 'username', 'role']) if (!(name in c)) return false
   const { staffId, sub, username, role, jti, iss, aud, iat, exp, nbf } = c
   if (typeof staffId !== 'number' || !Number.isSafeInteger(staffId) || staffId < 1 || sub !== String(staffId)) return false
