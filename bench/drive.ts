@@ -1,0 +1,134 @@
+// The load generator, run as its own process so that it never shares an
+// event loop with the server or with the runner that samples it:
+//   node --import tsx bench/drive.ts '<DrivePlan as JSON>'
+// Runs the plan's steps one after another; the jobs of one step run at the
+// same time (a login storm beside a slow /health probe, or the soak's mixed
+// traffic). Before and after each measured step it reads GET /bench/stats,
+// so the runner gets the query count and RSS around exactly that window.
+// Prints the DriveResult as one JSON line on stdout; progress goes to stderr.
+import autocannon from 'autocannon'
+import { cpuSnapshot, databaseSeconds, foreignCores, processSeconds } from './cpu.js'
+import { percentile, type DrivePlan, type DriveResult, type Job, type JobResult, type ServerStats, type Step, type StepResult } from './plan.js'
+
+class Samples {
+  private data = new Float64Array(1 << 16)
+  length = 0
+  push (value: number): void {
+    if (this.length === this.data.length) {
+      const bigger = new Float64Array(this.data.length * 2)
+      bigger.set(this.data)
+      this.data = bigger
+    }
+    this.data[this.length++] = value
+  }
+
+  sorted (): Float64Array {
+    return this.data.slice(0, this.length).sort()
+  }
+}
+
+function runJob (base: string, job: Job, duration: number, record: boolean): Promise<JobResult> {
+  const samples = new Samples()
+  return new Promise((resolve, reject) => {
+    const instance = autocannon({
+      url: base + job.path,
+      method: job.method ?? 'GET',
+      headers: { ...(job.body !== undefined ? { 'content-type': 'application/json' } : {}), ...job.headers },
+      ...(job.body !== undefined ? { body: job.body } : {}),
+      connections: job.connections,
+      duration,
+      ...(job.overallRate !== undefined ? { overallRate: job.overallRate } : {}),
+      ...(job.idReplacement === true ? { idReplacement: true } : {}),
+      timeout: 10
+    }, (err, result) => {
+      if (err !== null) { reject(err); return }
+      const sorted = samples.sorted()
+      let sum = 0
+      for (const v of sorted) sum += v
+      const statusCodes: Record<string, number> = {}
+      for (const [code, { count }] of Object.entries(result.statusCodeStats)) statusCodes[code] = count
+      const requests = result.requests.total
+      resolve({
+        name: job.name,
+        requests,
+        sent: result.requests.sent,
+        durationS: result.duration,
+        reqPerSec: result.duration > 0 ? requests / result.duration : 0,
+        latency: {
+          p50: percentile(sorted, 50),
+          p90: percentile(sorted, 90),
+          p99: percentile(sorted, 99),
+          max: sorted.length > 0 ? sorted[sorted.length - 1]! : 0,
+          mean: sorted.length > 0 ? sum / sorted.length : 0
+        },
+        statusCodes,
+        errors: result.errors,
+        timeouts: result.timeouts,
+        resets: result.resets
+      })
+    })
+    if (record) {
+      instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
+        samples.push(responseTime)
+      })
+    }
+  })
+}
+
+async function stats (base: string): Promise<ServerStats> {
+  const res = await fetch(base + '/bench/stats')
+  if (!res.ok) throw new Error(`GET /bench/stats: ${res.status}`)
+  return await res.json() as ServerStats
+}
+
+const fmt = (n: number, digits = 0) => n.toFixed(digits)
+
+async function measure (plan: DrivePlan, step: Step): Promise<Omit<StepResult, 'attempts'>> {
+  const own = [process.pid, ...(plan.serverPid !== undefined ? [plan.serverPid] : [])]
+  const before = await stats(plan.base)
+  const cpuBefore = await cpuSnapshot(own)
+  const jobs = await Promise.all(step.jobs.map((job) => runJob(plan.base, job, step.duration, true)))
+  const cpuAfter = await cpuSnapshot(own)
+  const after = await stats(plan.base)
+  return {
+    name: step.name,
+    foreignCores: foreignCores(cpuBefore, cpuAfter),
+    serverCpuSeconds: processSeconds(cpuBefore, cpuAfter, plan.serverPid),
+    databaseCpuSeconds: databaseSeconds(cpuBefore, cpuAfter, own),
+    before,
+    after,
+    jobs
+  }
+}
+
+async function main (): Promise<void> {
+  const plan = JSON.parse(process.argv[2] ?? '') as DrivePlan
+  const limit = plan.maxForeignCores ?? Infinity
+  const results: DriveResult = []
+  for (const step of plan.steps) {
+    if (step.warmup !== undefined && step.warmup > 0) {
+      await Promise.all(step.jobs.map((job) => runJob(plan.base, job, step.warmup!, false)))
+    }
+    let kept = await measure(plan, step)
+    let attempts = 1
+    while (step.retry !== false && kept.foreignCores > limit && attempts <= (plan.retries ?? 0)) {
+      process.stderr.write(`    ${step.name}: other work used ${fmt(kept.foreignCores, 2)} cores meanwhile (limit ${limit}); measuring again in ${plan.retryWaitSeconds ?? 0} s\n`)
+      await new Promise((resolve) => setTimeout(resolve, (plan.retryWaitSeconds ?? 0) * 1000))
+      const again = await measure(plan, step)
+      attempts++
+      if (!(again.foreignCores >= kept.foreignCores)) kept = again
+    }
+    results.push({ ...kept, attempts })
+    for (const job of kept.jobs) {
+      const codes = Object.entries(job.statusCodes).map(([c, n]) => `${c}×${n}`).join(' ')
+      const label = step.jobs.length > 1 ? `${step.name} | ${job.name}` : step.name
+      process.stderr.write(`    ${label}: ${fmt(job.reqPerSec)} req/s, p50 ${fmt(job.latency.p50, 2)} ms, p99 ${fmt(job.latency.p99, 2)} ms [${codes}${job.errors > 0 ? ` errors×${job.errors}` : ''}]; other work ${fmt(kept.foreignCores, 2)} cores\n`)
+    }
+  }
+  process.stdout.write(JSON.stringify(results) + '\n')
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`drive: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+  process.exit(1)
+})

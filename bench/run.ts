@@ -1,0 +1,502 @@
+// npm run bench: the three authentication strategies side by side on one
+// large data set, plus the no-authentication baseline and an event-loop check
+// during a login storm.
+//
+//   DATABASE_URL=postgres://... npm run bench   a throwaway tokenlab_bench_<random>
+//                                               database on that server (dropped after)
+//   npm run bench                               PGlite in a fresh temporary DATA_DIR
+//
+// Settings (environment): BENCH_DURATION seconds per measurement (4),
+// BENCH_ROUNDS (3), BENCH_WARMUP seconds of mixed traffic after each server
+// start (4: the JIT needs a few seconds before a route runs at full speed),
+// BENCH_CONNECTIONS for reads (10), BENCH_LOGIN_CONNECTIONS (4),
+// BENCH_STORM_CONNECTIONS (16), BENCH_STAFF (1000), BENCH_EXPERIMENTS (100000),
+// BENCH_SLICES (5: jwt GET /me and its baseline are measured as alternating
+// pairs of BENCH_DURATION/BENCH_SLICES-second windows, at least 1 s each),
+// BENCH_DOCS=1|0 to force or skip writing docs/comparison.svg (default: only
+// for a Postgres server run, the one the docs quote), BENCH_MAX_FOREIGN_CPU
+// (0.25) and BENCH_RETRIES (3): a window during which other processes used
+// more than that many cores is measured again, 5 s later (bench/cpu.ts).
+//
+// One server at a time (a PGlite directory has one opener; on two cores it
+// is also the only fair way), each in its own process, driven by autocannon
+// in another (bench/drive.ts). Round k runs every strategy once, in an order
+// rotated by k; the report gives the median over rounds. Results go to
+// bench/results/latest.{json,md,svg}; progress to stderr. Exit code 0 when
+// the run completed (a missed target is reported as FAIL, not an error), 2
+// when some response was not the expected one, 1 on an error.
+import { mkdir, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
+import { groupedBarChart } from './chart.js'
+import {
+  benchDatabase, benchUser, drive, envNumber, log, login, median, MiB, root, runMain, serverEnv, startServer,
+  type BenchDatabase
+} from './lib.js'
+import type { Job, JobResult, Step, StepResult } from './plan.js'
+
+type Strategy = 'noauth' | 'jwt' | 'revocation' | 'session'
+type Server = 'jwt' | 'revocation' | 'session'
+type Route = 'me' | 'exp' | 'login' | 'invalid'
+
+const strategies: Strategy[] = ['noauth', 'jwt', 'revocation', 'session']
+const servers: Server[] = ['jwt', 'revocation', 'session']
+const routes: Route[] = ['me', 'exp', 'login', 'invalid']
+const routeLabel: Record<Route, string> = {
+  me: 'GET /me',
+  exp: 'GET /exp/:id?limit=20',
+  login: 'POST /login',
+  invalid: 'GET /me, bad token'
+}
+const expectedStatus: Record<Route, string> = { me: '200', exp: '200', login: '200', invalid: '401' }
+const serverVars: Record<Server, Record<string, string>> = {
+  jwt: { AUTH_MODE: 'jwt', JWT_REVOCATION: 'off' },
+  revocation: { AUTH_MODE: 'jwt', JWT_REVOCATION: 'on' },
+  session: { AUTH_MODE: 'session' }
+}
+
+const settings = {
+  duration: envNumber('BENCH_DURATION', 4),
+  rounds: envNumber('BENCH_ROUNDS', 3),
+  warmup: envNumber('BENCH_WARMUP', 4, 0),
+  /** Seconds of each measurement's own route before its window. */
+  stepWarmup: 1,
+  connections: envNumber('BENCH_CONNECTIONS', 10),
+  loginConnections: envNumber('BENCH_LOGIN_CONNECTIONS', 4),
+  stormConnections: envNumber('BENCH_STORM_CONNECTIONS', 16),
+  staff: envNumber('BENCH_STAFF', 1000, 8),
+  experiments: envNumber('BENCH_EXPERIMENTS', 100_000, 21),
+  /** jwt GET /me and its baseline are compared in this many alternating pairs of shorter windows. */
+  slices: envNumber('BENCH_SLICES', 5),
+  maxForeignCores: envNumber('BENCH_MAX_FOREIGN_CPU', 0.25, 0),
+  retries: envNumber('BENCH_RETRIES', 3, 0),
+  /** The probe's rate during the login storm: /health requests per second. */
+  healthRate: 50
+}
+
+const retryPolicy = () => ({ maxForeignCores: settings.maxForeignCores, retries: settings.retries, retryWaitSeconds: 5 })
+
+/** A generated account (staff<n>, n >= 8) in the middle of the data set: about experiments/staff experiments. */
+const userNumber = Math.max(8, Math.floor(settings.staff / 2))
+
+interface Measurement {
+  round: number
+  strategy: Strategy
+  route: Route
+  reqPerSec: number
+  p50: number
+  p99: number
+  /** The server's peak RSS up to the end of this measurement (reads run before login). */
+  rssPeakMiB: number
+  queriesPerRequest: number
+  /** Server CPU (every thread) per request, µs: steadier than req/s on a noisy host. */
+  cpuMicrosPerRequest: number
+  /** Postgres server processes' CPU per request, µs (0 with PGlite: it is inside the server). */
+  dbCpuMicrosPerRequest: number
+  requests: number
+  statusCodes: Record<string, number>
+  errors: number
+  timeouts: number
+  /** Cores' worth of other processes' CPU during the window, and how many windows it took. */
+  foreignCores: number
+  attempts: number
+}
+
+interface Cell {
+  strategy: Strategy
+  route: Route
+  reqPerSec: number
+  p50: number
+  p99: number
+  rssPeakMiB: number
+  queriesPerRequest: number
+  cpuMicrosPerRequest: number
+  dbCpuMicrosPerRequest: number
+  rounds: number
+}
+
+interface Target {
+  name: string
+  value: number
+  target: string
+  verdict: 'PASS' | 'FAIL' | 'n/a'
+  note?: string
+}
+
+/** One measurement from one window, or from the slices of one (summed, latencies as the median of the slices'). */
+function toMeasurement (round: number, strategy: Strategy, route: Route, steps: StepResult[]): Measurement {
+  const jobs = steps.map((step) => step.jobs[0]!)
+  const sum = (f: (x: StepResult, job: JobResult) => number) => steps.reduce((a, step, i) => a + f(step, jobs[i]!), 0)
+  const requests = sum((_, job) => job.requests)
+  // Those in flight when a window closed were served (and queried) too.
+  const served = sum((_, job) => Math.max(job.requests, job.sent))
+  const duration = sum((_, job) => job.durationS)
+  const statusCodes: Record<string, number> = {}
+  for (const job of jobs) for (const [code, n] of Object.entries(job.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n
+  return {
+    round,
+    strategy,
+    route,
+    reqPerSec: duration > 0 ? requests / duration : 0,
+    p50: median(jobs.map((job) => job.latency.p50)),
+    p99: median(jobs.map((job) => job.latency.p99)),
+    rssPeakMiB: Math.max(...steps.map((step) => step.after.rssPeakBytes)) / MiB,
+    queriesPerRequest: served > 0 ? sum((step) => step.after.queries - step.before.queries) / served : 0,
+    cpuMicrosPerRequest: served > 0 ? sum((step) => step.serverCpuSeconds) * 1e6 / served : NaN,
+    dbCpuMicrosPerRequest: served > 0 ? sum((step) => step.databaseCpuSeconds) * 1e6 / served : NaN,
+    requests,
+    statusCodes,
+    errors: sum((_, job) => job.errors),
+    timeouts: sum((_, job) => job.timeouts),
+    foreignCores: duration > 0 ? sum((step, job) => step.foreignCores * job.durationS) / duration : NaN,
+    attempts: Math.max(...steps.map((step) => step.attempts))
+  }
+}
+
+/** Anything but the expected status, a socket error or a timeout makes a measurement suspect. */
+function anomalies (m: Measurement): string[] {
+  const found: string[] = []
+  for (const [code, n] of Object.entries(m.statusCodes)) {
+    if (code !== expectedStatus[m.route]) found.push(`${n}× ${code}`)
+  }
+  if (m.errors > 0) found.push(`${m.errors} socket errors`)
+  if (m.timeouts > 0) found.push(`${m.timeouts} timeouts`)
+  return found.map((f) => `round ${m.round + 1} ${m.strategy} ${routeLabel[m.route]}: ${f}`)
+}
+
+/** Median of the Server-Timing auth duration (µs) over sequential GET /me requests. */
+async function authTiming (base: string, cookie: string, n = 200): Promise<number> {
+  const durations: number[] = []
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(base + '/me', { headers: { cookie } })
+    await res.arrayBuffer()
+    const match = /auth;dur=([0-9.]+)/.exec(res.headers.get('server-timing') ?? '')
+    if (match !== null) durations.push(Number(match[1]) * 1000)
+  }
+  return median(durations)
+}
+
+interface PairRatio {
+  round: number
+  /** jwt GET /me req/s ÷ noauth req/s in adjacent windows. */
+  throughput: number
+  /** noauth server CPU per request ÷ jwt's: the same question asked of CPU time. */
+  cpu: number
+}
+
+interface ServerRun {
+  measurements: Measurement[]
+  authMicros: number
+  pairs: PairRatio[]
+}
+
+async function runServer (database: BenchDatabase, server: Server, round: number): Promise<ServerRun> {
+  log(`  ${server} server (round ${round + 1})`)
+  const app = await startServer(server, serverEnv(database, serverVars[server]))
+  try {
+    const who = benchUser(userNumber)
+    const { cookie, staffId } = await login(app.base, who)
+    const read = (name: string, path: string, headers: Record<string, string>, duration = settings.duration, warmup = settings.stepWarmup): Step => ({
+      name,
+      warmup,
+      duration,
+      jobs: [{ name, path, headers, connections: settings.connections }]
+    })
+    const loginJob: Job = {
+      name: 'POST /login',
+      method: 'POST',
+      path: '/login',
+      body: JSON.stringify(who),
+      connections: settings.loginConnections
+    }
+    // [strategy, route, steps whose results make one measurement]
+    const plan: Array<[Strategy, Route, Step[]]> = []
+    if (server === 'jwt') {
+      // jwt GET /me against its baseline in the same process: alternating
+      // pairs of short windows, so that a slow second on a shared host hits
+      // both sides of a pair, and the ratio is the median over pairs.
+      const slice = Math.max(1, settings.duration / settings.slices)
+      const count = Math.max(1, Math.round(settings.duration / slice))
+      const noauth: Step[] = []
+      const jwt: Step[] = []
+      for (let i = 0; i < count; i++) {
+        const warm = i === 0 ? settings.stepWarmup : 0
+        noauth.push(read(`noauth GET /bench/me-noauth [${i + 1}/${count}]`, '/bench/me-noauth', { cookie }, slice, warm))
+        jwt.push(read(`jwt GET /me [${i + 1}/${count}]`, '/me', { cookie }, slice, warm))
+      }
+      plan.push(['noauth', 'me', noauth], ['jwt', 'me', jwt])
+    } else {
+      plan.push([server, 'me', [read(`${server} GET /me`, '/me', { cookie })]])
+    }
+    plan.push([server, 'invalid', [read(`${server} GET /me bad token`, '/me', { cookie: 'token=invalid.token.value' })]])
+    plan.push([server, 'exp', [read(`${server} GET /exp/${staffId}?limit=20`, `/exp/${staffId}?limit=20`, { cookie })]])
+    plan.push([server, 'login', [{ name: `${server} POST /login`, duration: settings.duration, jobs: [loginJob] }]])
+
+    // The order the driver runs them in: noauth and jwt slices interleaved (which goes first alternates by round).
+    const order: Array<{ entry: number, index: number }> = []
+    if (server === 'jwt') {
+      const [a, b] = round % 2 === 0 ? [0, 1] : [1, 0]
+      for (let i = 0; i < plan[0]![2].length; i++) order.push({ entry: a, index: i }, { entry: b, index: i })
+    }
+    plan.forEach(([, , steps], entry) => {
+      if (server === 'jwt' && entry < 2) return
+      steps.forEach((_, index) => order.push({ entry, index }))
+    })
+
+    // A fresh process runs cold for seconds: every route at once first, not measured.
+    const warmup: Step = {
+      name: `${server} warm-up, every route at once`,
+      duration: settings.warmup,
+      retry: false,
+      jobs: [
+        { name: 'GET /me', path: '/me', headers: { cookie }, connections: 3 },
+        { name: 'GET /exp', path: `/exp/${staffId}?limit=20`, headers: { cookie }, connections: 2 },
+        { name: 'GET /me bad token', path: '/me', headers: { cookie: 'token=invalid.token.value' }, connections: 2 },
+        ...(server === 'jwt' ? [{ name: 'GET /bench/me-noauth', path: '/bench/me-noauth', headers: { cookie }, connections: 2 }] : []),
+        { ...loginJob, connections: 1 }
+      ]
+    }
+    const measured = order.map(({ entry, index }) => plan[entry]![2][index]!)
+    const results = (await drive({ base: app.base, serverPid: app.pid, ...retryPolicy(), steps: settings.warmup > 0 ? [warmup, ...measured] : measured }))
+      .slice(settings.warmup > 0 ? 1 : 0)
+    const byEntry: StepResult[][] = plan.map(() => [])
+    order.forEach(({ entry, index }, i) => { byEntry[entry]![index] = results[i]! })
+    const measurements = plan.map(([strategy, route], entry) => toMeasurement(round, strategy, route, byEntry[entry]!))
+    const pairs: PairRatio[] = server !== 'jwt'
+      ? []
+      : byEntry[0]!.map((noauth, i) => {
+        const jwt = byEntry[1]![i]!
+        const cpuPerRequest = (step: StepResult) => step.serverCpuSeconds / Math.max(1, step.jobs[0]!.requests)
+        return { round, throughput: jwt.jobs[0]!.reqPerSec / noauth.jobs[0]!.reqPerSec, cpu: cpuPerRequest(noauth) / cpuPerRequest(jwt) }
+      })
+    const authMicros = await authTiming(app.base, cookie)
+    return { measurements, authMicros, pairs }
+  } finally {
+    await app.stop()
+  }
+}
+
+interface StormResult {
+  healthIdle: JobResult
+  healthDuringStorm: JobResult
+  storm: JobResult
+  /** The server's own event-loop delay over each window. */
+  loopDelayIdle: StepResult['after']['eventLoopDelayMs']
+  loopDelayDuringStorm: StepResult['after']['eventLoopDelayMs']
+  foreignCores: number
+}
+
+/** /health at a low fixed rate, first alone, then beside a login storm. */
+async function loginStorm (database: BenchDatabase): Promise<StormResult> {
+  log(`  login storm: ${settings.stormConnections} connections of POST /login beside GET /health at ${settings.healthRate}/s`)
+  const app = await startServer('jwt', serverEnv(database, serverVars.jwt))
+  try {
+    const health: Job = { name: 'GET /health', path: '/health', connections: 2, overallRate: settings.healthRate }
+    const storm: Job = {
+      name: 'POST /login storm',
+      method: 'POST',
+      path: '/login',
+      body: JSON.stringify(benchUser(userNumber)),
+      connections: settings.stormConnections
+    }
+    const duration = Math.max(settings.duration * 2, 4)
+    const [idle, during] = await drive({
+      base: app.base,
+      serverPid: app.pid,
+      ...retryPolicy(),
+      steps: [
+        { name: 'health idle', duration: settings.duration, jobs: [health] },
+        { name: 'health during login storm', duration, jobs: [health, storm] }
+      ]
+    })
+    return {
+      healthIdle: idle!.jobs[0]!,
+      healthDuringStorm: during!.jobs[0]!,
+      storm: during!.jobs[1]!,
+      loopDelayIdle: idle!.after.eventLoopDelayMs,
+      loopDelayDuringStorm: during!.after.eventLoopDelayMs,
+      foreignCores: during!.foreignCores
+    }
+  } finally {
+    await app.stop()
+  }
+}
+
+function summarise (all: Measurement[]): Cell[] {
+  const cells: Cell[] = []
+  for (const strategy of strategies) {
+    for (const route of routes) {
+      const ms = all.filter((m) => m.strategy === strategy && m.route === route)
+      if (ms.length === 0) continue
+      cells.push({
+        strategy,
+        route,
+        reqPerSec: median(ms.map((m) => m.reqPerSec)),
+        p50: median(ms.map((m) => m.p50)),
+        p99: median(ms.map((m) => m.p99)),
+        rssPeakMiB: median(ms.map((m) => m.rssPeakMiB)),
+        queriesPerRequest: median(ms.map((m) => m.queriesPerRequest)),
+        cpuMicrosPerRequest: median(ms.map((m) => m.cpuMicrosPerRequest)),
+        dbCpuMicrosPerRequest: median(ms.map((m) => m.dbCpuMicrosPerRequest)),
+        rounds: ms.length
+      })
+    }
+  }
+  return cells
+}
+
+const cellOf = (cells: Cell[], strategy: Strategy, route: Route) => cells.find((c) => c.strategy === strategy && c.route === route)
+
+function fmt (n: number, digits: number): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
+}
+
+function markdownTable (cells: Cell[]): string {
+  const lines = [
+    '| strategy | route | req/s | p50 ms | p99 ms | peak RSS MiB | queries/request | CPU µs/request: server + database |',
+    '|---|---|---:|---:|---:|---:|---:|---:|'
+  ]
+  for (const c of cells) {
+    lines.push(`| ${c.strategy} | ${routeLabel[c.route]} | ${fmt(c.reqPerSec, 0)} | ${fmt(c.p50, 2)} | ${fmt(c.p99, 2)} | ${fmt(c.rssPeakMiB, 0)} | ${fmt(c.queriesPerRequest, 2)} | ${fmt(c.cpuMicrosPerRequest, 0)} + ${fmt(c.dbCpuMicrosPerRequest, 0)} |`)
+  }
+  return lines.join('\n')
+}
+
+function ratio (cells: Cell[], a: Strategy, b: Strategy): number {
+  return (cellOf(cells, a, 'me')?.reqPerSec ?? NaN) / (cellOf(cells, b, 'me')?.reqPerSec ?? NaN)
+}
+
+function perRoundRatios (all: Measurement[], a: Strategy, b: Strategy, rounds: number): number[] {
+  const out: number[] = []
+  for (let r = 0; r < rounds; r++) {
+    const x = all.find((m) => m.round === r && m.strategy === a && m.route === 'me')
+    const y = all.find((m) => m.round === r && m.strategy === b && m.route === 'me')
+    if (x !== undefined && y !== undefined) out.push(x.reqPerSec / y.reqPerSec)
+  }
+  return out
+}
+
+async function main (): Promise<number> {
+  const started = Date.now()
+  const cpus = os.cpus()
+  log(`tokenlab bench: ${settings.rounds} round(s) × ${settings.duration} s per measurement, ${settings.connections} connections for reads`)
+  const database = await benchDatabase({ staff: settings.staff, experiments: settings.experiments })
+  const machine = {
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Number((os.totalmem() / 1024 ** 3).toFixed(1)),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    database: database.kind === 'postgres' ? 'Postgres server' : 'PGlite (embedded)',
+    databaseVersion: database.version,
+    loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2)))
+  }
+  log(`machine: ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}, load average ${machine.loadAverageAtStart.join(' ')}`)
+  if (machine.loadAverageAtStart[0]! > 0.5 * machine.cores) log('warning: the machine is busy; numbers will be noisy (other work competes for the same cores)')
+
+  const all: Measurement[] = []
+  const authMicros: Record<Server, number[]> = { jwt: [], revocation: [], session: [] }
+  const pairs: PairRatio[] = []
+  for (let round = 0; round < settings.rounds; round++) {
+    const order = servers.map((_, i) => servers[(i + round) % servers.length]!)
+    log(`round ${round + 1}/${settings.rounds}: ${order.join(', ')}`)
+    for (const server of order) {
+      const result = await runServer(database, server, round)
+      all.push(...result.measurements)
+      authMicros[server].push(result.authMicros)
+      pairs.push(...result.pairs)
+    }
+  }
+  const storm = await loginStorm(database)
+
+  const cells = summarise(all)
+  const problems = all.flatMap(anomalies)
+  const stormProblems = Object.entries(storm.storm.statusCodes).filter(([code]) => code !== '200').map(([code, n]) => `login storm: ${n}× ${code}`)
+    .concat(Object.entries(storm.healthDuringStorm.statusCodes).filter(([code]) => code !== '200').map(([code, n]) => `health during storm: ${n}× ${code}`))
+  problems.push(...stormProblems)
+
+  const onServer = database.kind === 'postgres'
+  // The target is judged on the paired windows (median over every pair of every round).
+  const jwtVsNoauth = median(pairs.map((p) => p.throughput))
+  const jwtVsNoauthCpu = median(pairs.map((p) => p.cpu))
+  const sessionVsJwt = ratio(cells, 'session', 'jwt')
+  const revocationVsJwt = ratio(cells, 'revocation', 'jwt')
+  const healthP99 = storm.healthDuringStorm.latency.p99
+  const targets: Target[] = [
+    { name: 'jwt GET /me ÷ noauth GET /me (req/s, median of paired windows)', value: jwtVsNoauth, target: '≥ 0.8', verdict: jwtVsNoauth >= 0.8 ? 'PASS' : 'FAIL' },
+    {
+      name: 'session GET /me ÷ jwt GET /me',
+      value: sessionVsJwt,
+      target: '≥ 0.25 on a Postgres server',
+      verdict: onServer ? (sessionVsJwt >= 0.25 ? 'PASS' : 'FAIL') : 'n/a',
+      ...(onServer ? {} : { note: 'the target is for a Postgres server; this run used PGlite' })
+    },
+    { name: 'revocation GET /me ÷ jwt GET /me', value: revocationVsJwt, target: 'none (reported)', verdict: 'n/a' },
+    { name: 'GET /health p99 during a login storm (ms)', value: healthP99, target: '< 50 ms', verdict: healthP99 < 50 ? 'PASS' : 'FAIL' }
+  ]
+  const authTimingMedian = Object.fromEntries(servers.map((s) => [s, median(authMicros[s])])) as Record<Server, number>
+  const elapsedSeconds = (Date.now() - started) / 1000
+  const loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)))
+
+  // ---- report ----------------------------------------------------------------
+  const md: string[] = []
+  md.push(`# tokenlab benchmark, ${new Date().toISOString()}`)
+  md.push('')
+  md.push(`Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; load average ${machine.loadAverageAtStart.join(' ')} at the start, ${loadAverageAtEnd.join(' ')} at the end.`)
+  md.push(`Database: ${machine.database}, ${machine.databaseVersion}; ${settings.staff} staff, ${settings.experiments} experiments.`)
+  md.push(`Median of ${settings.rounds} round(s); every server process warmed up with ${settings.warmup} s of all its routes at once, then each measurement ${settings.duration} s after ${settings.stepWarmup} s of its own route (jwt GET /me and the baseline as alternating pairs of ${fmt(Math.max(1, settings.duration / settings.slices), 1)} s windows), ${settings.connections} connections for reads, ${settings.loginConnections} for POST /login; one server process at a time, autocannon in a separate process. Latencies per response, in ms. Peak RSS is the server's peak up to the end of that measurement (reads run before logins).`)
+  md.push('')
+  md.push(markdownTable(cells))
+  md.push('')
+  md.push('| ratio or check | measured | target | verdict |')
+  md.push('|---|---:|---|---|')
+  for (const t of targets) md.push(`| ${t.name} | ${fmt(t.value, 2)} | ${t.target} | ${t.verdict}${t.note !== undefined ? ` (${t.note})` : ''} |`)
+  md.push('')
+  md.push(`jwt÷noauth GET /me over ${pairs.length} pairs of ${fmt(Math.max(1, settings.duration / settings.slices), 1)} s windows: req/s ratio median ${fmt(jwtVsNoauth, 2)} (range ${fmt(Math.min(...pairs.map((p) => p.throughput)), 2)} to ${fmt(Math.max(...pairs.map((p) => p.throughput)), 2)}); the same ratio in server CPU per request ${fmt(jwtVsNoauthCpu, 2)}; ratio of the table's medians ${fmt(ratio(cells, 'jwt', 'noauth'), 2)}.`)
+  md.push(`Per-round GET /me ratios: session÷jwt ${perRoundRatios(all, 'session', 'jwt', settings.rounds).map((r) => r.toFixed(2)).join(', ')}; revocation÷jwt ${perRoundRatios(all, 'revocation', 'jwt', settings.rounds).map((r) => r.toFixed(2)).join(', ')}.`)
+  md.push(`GET /health at ${settings.healthRate}/s: p99 ${fmt(storm.healthIdle.latency.p99, 2)} ms alone, ${fmt(healthP99, 2)} ms (max ${fmt(storm.healthDuringStorm.latency.max, 2)} ms) during a storm of ${settings.stormConnections} connections of POST /login at ${fmt(storm.storm.reqPerSec, 0)} logins/s (p50 ${fmt(storm.storm.latency.p50, 0)} ms). The server's event-loop delay (5 ms resolution) over the same windows: p99 ${fmt(storm.loopDelayIdle.p99, 1)} ms alone, p99 ${fmt(storm.loopDelayDuringStorm.p99, 1)} ms / max ${fmt(storm.loopDelayDuringStorm.max, 1)} ms during the storm.`)
+  md.push(`Authentication cost inside the server (Server-Timing auth dur, median of 200 sequential GET /me): jwt ${fmt(authTimingMedian.jwt, 0)} µs, revocation ${fmt(authTimingMedian.revocation, 0)} µs, session ${fmt(authTimingMedian.session, 0)} µs.`)
+  const foreign = all.map((m) => m.foreignCores).filter(Number.isFinite)
+  const retried = all.filter((m) => m.attempts > 1).length
+  const stillDisturbed = all.filter((m) => m.foreignCores > settings.maxForeignCores).length
+  md.push(`Other work on the machine during the kept windows (bench/cpu.ts): median ${fmt(median(foreign), 2)} cores, max ${fmt(Math.max(...foreign), 2)} (storm ${fmt(storm.foreignCores, 2)}); ${retried} of ${all.length} windows were measured again for exceeding ${settings.maxForeignCores} cores${stillDisturbed > 0 ? `, ${stillDisturbed} still exceed it after ${settings.retries} retries` : ''}.`)
+  md.push(problems.length > 0 ? `\nUnexpected responses (the numbers above are suspect):\n${problems.map((p) => `- ${p}`).join('\n')}` : 'Every response had the expected status (200; 401 for the bad token); no socket errors or timeouts.')
+  md.push('')
+  md.push(`Run time ${fmt(elapsedSeconds / 60, 1)} min (seeding ${fmt(database.seedSeconds, 0)} s).`)
+  const markdown = md.join('\n') + '\n'
+
+  const svg = groupedBarChart({
+    title: 'tokenlab: requests per second by route and authentication strategy',
+    subtitle: `${machine.database} ${machine.databaseVersion.split(' ').slice(0, 2).join(' ')}; ${machine.cores} × ${machine.cpuModel}; Node ${machine.node}; median of ${settings.rounds} × ${settings.duration} s`,
+    groups: routes.map((r) => routeLabel[r]),
+    yLabel: 'requests per second (log scale)',
+    xLabel: 'route',
+    series: [
+      { name: 'no authentication (baseline)', colour: '#9e9e9e', values: routes.map((r) => cellOf(cells, 'noauth', r)?.reqPerSec ?? null) },
+      { name: 'jwt', colour: '#1f77b4', values: routes.map((r) => cellOf(cells, 'jwt', r)?.reqPerSec ?? null) },
+      { name: 'jwt + revocation', colour: '#ff7f0e', values: routes.map((r) => cellOf(cells, 'revocation', r)?.reqPerSec ?? null) },
+      { name: 'session', colour: '#2ca02c', values: routes.map((r) => cellOf(cells, 'session', r)?.reqPerSec ?? null) }
+    ]
+  })
+
+  const resultsDir = join(root, 'bench', 'results')
+  await mkdir(resultsDir, { recursive: true })
+  const json = JSON.stringify({ date: new Date().toISOString(), machine: { ...machine, loadAverageAtEnd }, settings, cells, targets, pairs, storm, authTimingMicros: authTimingMedian, measurements: all, problems, elapsedSeconds }, null, 2) + '\n'
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  await writeFile(join(resultsDir, 'latest.json'), json)
+  await writeFile(join(resultsDir, `${stamp}-${database.kind}.json`), json)
+  await writeFile(join(resultsDir, 'latest.md'), markdown)
+  await writeFile(join(resultsDir, 'latest.svg'), svg)
+  const written = ['bench/results/latest.json', 'bench/results/latest.md', 'bench/results/latest.svg']
+  const docs = process.env.BENCH_DOCS === '1' || (process.env.BENCH_DOCS !== '0' && onServer)
+  if (docs) {
+    await writeFile(join(root, 'docs', 'comparison.svg'), svg)
+    written.push('docs/comparison.svg')
+  }
+
+  process.stdout.write(markdown)
+  log(`wrote ${written.join(', ')}${docs ? '' : ' (docs/comparison.svg only for a Postgres server run, or BENCH_DOCS=1)'}`)
+  return problems.length > 0 ? 2 : 0
+}
+
+runMain(main)
