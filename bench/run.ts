@@ -102,16 +102,8 @@ interface Measurement {
   attempts: number
 }
 
-interface Cell {
-  strategy: Strategy
-  route: Route
-  reqPerSec: number
-  p50: number
-  p99: number
-  rssPeakMiB: number
-  queriesPerRequest: number
-  cpuMicrosPerRequest: number
-  dbCpuMicrosPerRequest: number
+/** A table cell: the medians over rounds of one strategy's measurements of one route. */
+type Cell = Pick<Measurement, 'strategy' | 'route' | 'reqPerSec' | 'p50' | 'p99' | 'rssPeakMiB' | 'queriesPerRequest' | 'cpuMicrosPerRequest' | 'dbCpuMicrosPerRequest'> & {
   rounds: number
 }
 

@@ -5,8 +5,7 @@
 // R36, R37, R40-R44.
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp } from '../src/app.js'
-import { dbKinds, demo, login, setCookies, testApp, testDatabase, TEST_SECRET, type TestDatabase, type ParsedCookie } from './helpers.js'
+import { configError, dbKinds, demo, login, setCookies, testApp, testDatabase, type ParsedCookie } from './helpers.js'
 
 const lindaBody = { username: demo.linda.username, password: demo.linda.password }
 
@@ -59,16 +58,6 @@ function assertCookie (t: Test, cookie: ParsedCookie | undefined, expected: { se
 
 const post = (app: FastifyInstance, url: string, headers: Record<string, string>, payload?: object) =>
   app.inject({ method: 'POST', url, headers, ...(payload !== undefined ? { payload } : {}) })
-
-async function configError (testDb: TestDatabase, env: Record<string, string>): Promise<string> {
-  try {
-    const app = await buildApp({ fromEnvironment: false, data: { NODE_ENV: 'test', DATA_DIR: 'memory://', LOG_LEVEL: 'silent', JWT_SECRET: TEST_SECRET, ...env }, database: testDb.db })
-    await app.close()
-    return ''
-  } catch (err) {
-    return (err as Error).message
-  }
-}
 
 for (const kind of dbKinds) {
   t.test(`browser defences on ${kind}`, async (t) => {

@@ -110,6 +110,17 @@ export async function testApp (t: TapLike, testDb: TestDatabase, options: AppOpt
   return app
 }
 
+/** Builds an app with `env` and returns the configuration error it refused with ('' if it built). */
+export async function configError (testDb: TestDatabase, env: Record<string, string>): Promise<string> {
+  try {
+    const app = await buildApp({ fromEnvironment: false, data: { NODE_ENV: 'test', DATA_DIR: 'memory://', LOG_LEVEL: 'silent', JWT_SECRET: TEST_SECRET, ...env }, database: testDb.db })
+    await app.close()
+    return ''
+  } catch (err) {
+    return (err as Error).message
+  }
+}
+
 export const demo = {
   admin: { staffId: 1, username: 'vello.p', password: 'vello.p-8375' },
   viewer: { staffId: 2, username: 'viktoria.h', password: 'viktoria.h-3410' },

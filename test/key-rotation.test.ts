@@ -5,8 +5,7 @@
 import { createHash, createHmac, randomUUID } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp } from '../src/app.js'
-import { cookieValue, dbKinds, demo, login, setCookies, testApp, testDatabase, type TestDatabase } from './helpers.js'
+import { configError, cookieValue, dbKinds, demo, login, setCookies, testApp, testDatabase } from './helpers.js'
 
 const A = 'rotation-key-A-0123456789-abcdefghijklmnopqrstuvwxyz'
 const B = 'rotation-key-B-0123456789-abcdefghijklmnopqrstuvwxyz'
@@ -33,16 +32,6 @@ function assertInvalid (t: Test, res: LightMyRequestResponse, what: string) {
   t.equal(body.code, 'TOKEN_INVALID', `${what}: TOKEN_INVALID`)
   t.notMatch(res.body, /FAST_JWT|fast-jwt|FST_|claim value|stack/i)
   t.equal(setCookies(res)[0]?.value, '', `${what}: the cookie is cleared`)
-}
-
-async function configError (testDb: TestDatabase, env: Record<string, string>): Promise<string> {
-  try {
-    const app = await buildApp({ fromEnvironment: false, data: { NODE_ENV: 'test', DATA_DIR: 'memory://', LOG_LEVEL: 'silent', ...env }, database: testDb.db })
-    await app.close()
-    return ''
-  } catch (err) {
-    return (err as Error).message
-  }
 }
 
 for (const kind of dbKinds) {
