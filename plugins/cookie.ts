@@ -1,5 +1,6 @@
 // The auth cookie: one name, one set of attributes for setting and clearing
 // (a clear that differs, e.g. without Secure, is ignored by browsers).
+// Cache-Control: no-store is on every response (plugins/security.ts).
 import fastifyCookie, { type CookieSerializeOptions } from '@fastify/cookie'
 import fp from 'fastify-plugin'
 import { cookieSecure } from '../src/config.js'
@@ -40,11 +41,9 @@ export default fp(async function cookie (app) {
     return value === undefined || value === '' ? undefined : value
   })
   app.decorateReply('setAuthCookie', function setAuthCookie (this: import('fastify').FastifyReply, value: string, maxAgeSeconds: number) {
-    this.header('cache-control', 'no-store')
     return this.setCookie(name, value, { ...attributes, maxAge: maxAgeSeconds })
   })
   app.decorateReply('clearAuthCookie', function clearAuthCookie (this: import('fastify').FastifyReply) {
-    this.header('cache-control', 'no-store')
     return this.clearCookie(name, attributes)
   })
 }, { name: 'tokenlab-cookie', dependencies: ['tokenlab-config'] })

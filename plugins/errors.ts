@@ -58,7 +58,6 @@ function toAppError (err: FastifyError | Error): AppError | undefined {
   }
   const known = typeof e.code === 'string' ? fastifyCodes[e.code] : undefined
   if (known !== undefined) return new AppError(known[0], known[1], known[2])
-  if (e.statusCode === 429) return new AppError(429, 'TOO_MANY_REQUESTS', 'too many login attempts; see Retry-After')
   if (typeof e.code === 'string' && /^(FST_JWT_|FAST_JWT_)/.test(e.code)) return new AppError(401, 'TOKEN_INVALID', 'the token is not valid', true)
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return new AppError(e.statusCode, e.statusCode === 404 ? 'NOT_FOUND' : 'BAD_REQUEST', STATUS_CODES[e.statusCode] ?? 'bad request')

@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
 import { list, resolveJwtSecret, seconds } from '../src/config.js'
+import { schedulePurge } from '../src/purge.js'
 import type { Role } from '../src/db/queries.js'
 import type { Account, AuthStrategy, Principal } from './auth.js'
 import { AppError } from './errors.js'
@@ -70,7 +71,8 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   const currentKid = keyId(secret)
   const keys = new Map<string, string>([[currentKid, secret]])
   for (const previous of list(config.JWT_PREVIOUS_SECRETS)) {
-    if (!keys.has(keyId(previous))) keys.set(keyId(previous), previous)
+    const kid = keyId(previous)
+    if (!keys.has(kid)) keys.set(kid, previous)
   }
 
   for (const [kid, key] of keys) {
@@ -100,16 +102,7 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   const verifiers = new Map([...keys.keys()].map((kid) => [headerSegment(kid), jwt[kid]!]))
 
   const revocation = config.JWT_REVOCATION === 'on'
-  if (revocation) {
-    const purge = () => {
-      app.queries.deleteExpiredRevocations()
-        .then((n) => { if (n > 0) app.log.info({ purged: n }, 'expired revocations purged') })
-        .catch((err: unknown) => app.log.warn({ err }, 'revocation purge failed'))
-    }
-    const timer = setInterval(purge, 60_000).unref()
-    app.addHook('onReady', async () => { purge() })
-    app.addHook('onClose', async () => { clearInterval(timer) })
-  }
+  if (revocation) schedulePurge(app, 'revocations', () => app.queries.deleteExpiredRevocations())
 
   function decode (token: string): TokenClaims {
     if (token.length > 4096) throw invalid('too long')

@@ -5,11 +5,11 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { seconds } from '../src/config.js'
+import { schedulePurge } from '../src/purge.js'
 import type { Account, AuthStrategy, Principal } from './auth.js'
 import { AppError } from './errors.js'
 
 const sessionIdPattern = /^[A-Za-z0-9_-]{43}$/
-const PURGE_INTERVAL_MS = 60_000
 
 const invalid = () => new AppError(401, 'SESSION_INVALID', 'the session is unknown, expired or logged out: log in again')
 
@@ -25,15 +25,7 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
   // a tenth of the idle timeout when that is shorter.
   const touchIntervalMs = Math.min(60_000, idle * 100)
 
-  const purge = () => {
-    app.queries.deleteExpiredSessions(idle)
-      .then((n) => { if (n > 0) app.log.info({ purged: n }, 'expired sessions purged') })
-      .catch((err: unknown) => app.log.warn({ err }, 'session purge failed'))
-  }
-  const timer = setInterval(purge, PURGE_INTERVAL_MS).unref()
-  // Not awaited: startup and requests never wait for the purge.
-  app.addHook('onReady', async () => { purge() })
-  app.addHook('onClose', async () => { clearInterval(timer) })
+  schedulePurge(app, 'sessions', () => app.queries.deleteExpiredSessions(idle))
 
   return {
     name: 'session',
@@ -57,9 +49,7 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
     async revoke (sessionId: string) {
       const hash = idHash(sessionId)
       if (hash === undefined) return undefined
-      const session = await app.queries.getSession(hash, idle)
-      await app.queries.deleteSession(hash)
-      return session?.staffId
+      return await app.queries.deleteSession(hash)
     }
   }
 }

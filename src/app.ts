@@ -17,7 +17,7 @@ import authRoutes from '../routes/auth.js'
 import experimentRoutes from '../routes/experiments.js'
 import healthRoutes from '../routes/health.js'
 import staffRoutes from '../routes/staff.js'
-import { loadConfig, trustProxy, type ConfigSource } from './config.js'
+import { loadConfig, requireSigningKey, trustProxy, type ConfigSource } from './config.js'
 import type { Database } from './db/database.js'
 
 export interface BuildOptions extends ConfigSource {
@@ -33,6 +33,8 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
   // Logger and proxy trust are constructor options, so read them before the
   // config plugin validates (and decorates) the whole configuration again.
   const early = loadConfig(options)
+  // Before any work, so a refused start prints nothing but the reason.
+  requireSigningKey(early)
 
   const app = Fastify({
     logger: {

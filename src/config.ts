@@ -93,8 +93,8 @@ export function checkConfig (config: Config): Config {
 }
 
 /**
- * The server (not the CLI scripts, which sign nothing) needs a real key in
- * production; checked before any work so the error is all that is printed.
+ * The app (not the CLI scripts, which sign nothing) needs a real key in
+ * production; buildApp checks it before any work.
  */
 export function requireSigningKey (config: Config): void {
   if (config.NODE_ENV === 'production' && config.JWT_SECRET === undefined && config.JWT_SECRET_FILE === undefined) {

@@ -101,8 +101,10 @@ export function createQueries (db: Queryable) {
       await db.query('UPDATE sessions SET last_seen_at = now() WHERE id = $1', [idHash])
     },
 
-    async deleteSession (idHash: Buffer): Promise<void> {
-      await db.query('DELETE FROM sessions WHERE id = $1', [idHash])
+    /** Deletes the session; returns its staffId when there was one. */
+    async deleteSession (idHash: Buffer): Promise<number | undefined> {
+      const rows = await db.query<{ staffId: number }>('DELETE FROM sessions WHERE id = $1 RETURNING staff_id AS "staffId"', [idHash])
+      return rows[0]?.staffId
     },
 
     async deleteExpiredSessions (idleSeconds: number): Promise<number> {
