@@ -1,0 +1,49 @@
+// The JWT strategy's memory of verified tokens (plugins/jwt-strategy.ts): it
+// must never outlive a token nor grow without bound. What a client sees of it
+// (tampered, expired and revoked tokens after a token was accepted) is tested
+// in hostile-tokens, revocation and key-rotation.
+import t from 'tap'
+import { VerifiedTokens, type TokenClaims } from '../plugins/jwt-strategy.js'
+
+const LIFETIME = 3600
+const claims = (iat: number, exp: number, jti = 'j'): TokenClaims =>
+  ({ sub: '3', staffId: 3, username: 'linda.m', role: 'user', jti, iat, exp, iss: 'tokenlab', aud: 'tokenlab' })
+
+t.test('an entry is used until exp plus the 5 s clock tolerance, never at or after it', async (t) => {
+  const kept = new VerifiedTokens(10, LIFETIME)
+  // exp a minute before iat + lifetime, so that maxAge is not what ends it.
+  kept.set('a', claims(1_000, 1_000 + LIFETIME - 60))
+  const expMs = (1_000 + LIFETIME - 60) * 1000
+  t.equal(kept.get('a', expMs - 1)?.jti, 'j', 'just before exp')
+  t.equal(kept.get('a', expMs + 4_999)?.jti, 'j', 'within the tolerance')
+  t.equal(kept.get('a', expMs + 5_000), undefined, 'at the end of the tolerance: back to the verifier')
+  t.equal(kept.size, 0, 'and the entry is gone')
+})
+
+t.test('an entry never outlives iat plus the lifetime (maxAge), whatever exp says', async (t) => {
+  const kept = new VerifiedTokens(10, 60)
+  kept.set('a', claims(1_000, 1_060))
+  t.equal(kept.get('a', 1_060_000 - 1)?.jti, 'j')
+  t.equal(kept.get('a', 1_060_000), undefined, 'maxAge has no clock tolerance')
+})
+
+t.test('only the exact string is known', async (t) => {
+  const kept = new VerifiedTokens(10, LIFETIME)
+  kept.set('abc.def.ghi', claims(1_000, 1_000 + LIFETIME))
+  for (const other of ['abc.def.gh', 'abc.def.ghi ', 'ABC.def.ghi', 'abc.def.ghj']) t.equal(kept.get(other, 1_000_000), undefined, other)
+})
+
+t.test('bounded: beyond max entries the oldest goes first', async (t) => {
+  const kept = new VerifiedTokens(3, LIFETIME)
+  for (const token of ['a', 'b', 'c', 'd', 'e']) kept.set(token, claims(1_000, 1_000 + LIFETIME, token))
+  t.equal(kept.size, 3)
+  t.same(['a', 'b', 'c', 'd', 'e'].map((token) => kept.get(token, 1_000_000)?.jti ?? null), [null, null, 'c', 'd', 'e'])
+})
+
+t.test('kept claims cannot be changed by whoever reads them', async (t) => {
+  const kept = new VerifiedTokens(3, LIFETIME)
+  kept.set('a', claims(1_000, 1_000 + LIFETIME))
+  const read = kept.get('a', 1_000_000)! as { role: string }
+  t.throws(() => { read.role = 'admin' }, TypeError)
+  t.equal(kept.get('a', 1_000_000)?.role, 'user')
+})
