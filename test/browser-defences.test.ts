@@ -59,6 +59,15 @@ function assertCookie (t: Test, cookie: ParsedCookie | undefined, expected: { se
 const post = (app: FastifyInstance, url: string, headers: Record<string, string>, payload?: object) =>
   app.inject({ method: 'POST', url, headers, ...(payload !== undefined ? { payload } : {}) })
 
+/** The plain `token` cookie with these attributes when login sets it, logout clears it and a bad-token 401 clears it. */
+async function assertCookieLifecycle (t: Test, app: FastifyInstance, attributes: { secure: boolean, sameSite: 'Lax' | 'Strict' }, what: string) {
+  const res = await post(app, '/login', {}, lindaBody)
+  assertCookie(t, authCookie(res), { ...attributes, cleared: false }, `${what} login`)
+  const cookie = `token=${authCookie(res)!.value}`
+  assertCookie(t, authCookie(await post(app, '/logout', { cookie })), { ...attributes, cleared: true }, `${what} logout`)
+  assertCookie(t, authCookie(await app.inject({ url: '/me', headers: { cookie: 'token=x' } })), { ...attributes, cleared: true }, `${what} 401`)
+}
+
 for (const kind of dbKinds) {
   t.test(`browser defences on ${kind}`, async (t) => {
     const testDb = await testDatabase(t, kind)
@@ -238,29 +247,19 @@ for (const kind of dbKinds) {
 
     t.test('COOKIE_SAMESITE=strict gives SameSite=Strict on set and clear', async (t) => {
       const app = await testApp(t, testDb, { env: { COOKIE_SAMESITE: 'strict' } })
-      const res = await post(app, '/login', {}, lindaBody)
-      assertCookie(t, authCookie(res), { secure: false, sameSite: 'Strict', cleared: false }, 'strict login')
-      const cookie = `token=${authCookie(res)!.value}`
-      assertCookie(t, authCookie(await post(app, '/logout', { cookie })), { secure: false, sameSite: 'Strict', cleared: true }, 'strict logout')
-      assertCookie(t, authCookie(await app.inject({ url: '/me', headers: { cookie: 'token=x' } })), { secure: false, sameSite: 'Strict', cleared: true }, 'strict 401')
+      await assertCookieLifecycle(t, app, { secure: false, sameSite: 'Strict' }, 'strict')
     })
 
     t.test('NODE_ENV=production with a JWT_SECRET: Secure by default', async (t) => {
       const app = await testApp(t, testDb, { env: { NODE_ENV: 'production' } })
-      const res = await post(app, '/login', {}, lindaBody)
-      assertCookie(t, authCookie(res), { secure: true, sameSite: 'Lax', cleared: false }, 'production login')
-      const cookie = `token=${authCookie(res)!.value}`
-      assertCookie(t, authCookie(await post(app, '/logout', { cookie })), { secure: true, sameSite: 'Lax', cleared: true }, 'production logout')
-      assertCookie(t, authCookie(await app.inject({ url: '/me', headers: { cookie: 'token=x' } })), { secure: true, sameSite: 'Lax', cleared: true }, 'production 401')
+      await assertCookieLifecycle(t, app, { secure: true, sameSite: 'Lax' }, 'production')
       const insecure = await testApp(t, testDb, { env: { NODE_ENV: 'production', COOKIE_SECURE: 'false' } })
       assertCookie(t, authCookie(await post(insecure, '/login', {}, lindaBody)), { secure: false, sameSite: 'Lax', cleared: false }, 'production with COOKIE_SECURE=false (a TLS-less lab)')
     })
 
     t.test('COOKIE_SECURE=true with the plain name', async (t) => {
       const app = await testApp(t, testDb, { env: { COOKIE_SECURE: 'true' } })
-      const res = await post(app, '/login', {}, lindaBody)
-      assertCookie(t, authCookie(res), { secure: true, sameSite: 'Lax', cleared: false }, 'secure login')
-      assertCookie(t, authCookie(await post(app, '/logout', { cookie: `token=${authCookie(res)!.value}` })), { secure: true, sameSite: 'Lax', cleared: true }, 'secure logout')
+      await assertCookieLifecycle(t, app, { secure: true, sameSite: 'Lax' }, 'secure')
     })
 
     t.test('session mode: the same cookie attributes', async (t) => {
