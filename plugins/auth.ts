@@ -5,52 +5,13 @@
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Role } from '../src/db/queries.js'
+import type { Account, AuthStrategy, LoginResult, Principal } from '../src/auth/types.js'
 import { rate } from '../src/config.js'
 import { DatabaseUnavailableError } from '../src/db/database.js'
 import { dummyPasswordHash, normaliseUsername, verifyPassword } from '../src/passwords.js'
 import { AppError } from './errors.js'
 import { createJwtStrategy } from './jwt-strategy.js'
 import { createSessionStrategy } from './session-strategy.js'
-
-/** Who is calling, as every strategy reports it. */
-export interface Principal {
-  staffId: number
-  username: string
-  role: Role
-  expiresAt: Date
-}
-
-export interface Account {
-  staffId: number
-  username: string
-  role: Role
-}
-
-export interface IssuedCredential {
-  value: string
-  expiresAt: Date
-  maxAgeSeconds: number
-}
-
-export interface AuthStrategy {
-  /** Shown in Server-Timing and the benchmark: jwt, revocation (jwt + denylist) or session. */
-  readonly name: 'jwt' | 'revocation' | 'session'
-  /** Whether `Authorization: Bearer` is accepted after the cookie (jwt mode only). */
-  readonly acceptsBearer: boolean
-  issue(account: Account): Promise<IssuedCredential>
-  /** Resolves the credential or throws a 401 AppError (or DatabaseUnavailableError). */
-  verify(credential: string): Promise<Principal>
-  /** Ends the credential server-side where the strategy can; silent for unusable ones. Returns its staffId when known. */
-  revoke(credential: string): Promise<number | undefined>
-}
-
-export interface LoginResult {
-  staffId: number
-  username: string
-  role: Role
-  expiresAt: string
-}
 
 declare module 'fastify' {
   interface FastifyInstance {

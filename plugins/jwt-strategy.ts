@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { list, resolveJwtSecret, seconds } from '../src/config.js'
 import { schedulePurge } from '../src/purge.js'
 import type { Role } from '../src/db/queries.js'
-import type { Account, AuthStrategy, Principal } from './auth.js'
+import type { Account, AuthStrategy, Principal } from '../src/auth/types.js'
 import { AppError } from './errors.js'
 
 // fast-jwt takes clockTolerance in milliseconds (maxAge and expiresIn in seconds).

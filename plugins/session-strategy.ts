@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { seconds } from '../src/config.js'
 import { schedulePurge } from '../src/purge.js'
-import type { Account, AuthStrategy, Principal } from './auth.js'
+import type { Account, AuthStrategy, Principal } from '../src/auth/types.js'
 import { AppError } from './errors.js'
 
 const sessionIdPattern = /^[A-Za-z0-9_-]{43}$/
