@@ -23,8 +23,12 @@ export interface Database extends Queryable {
 /** The database cannot be reached or answered too late: the API says 503, not 500. */
 export class DatabaseUnavailableError extends Error {
   override readonly name = 'DatabaseUnavailableError'
+  /** The server's SQLSTATE or the driver's error code (ECONNREFUSED...), for the log. */
+  readonly reason: string | undefined
   constructor (cause: unknown) {
     super('database unavailable', { cause })
+    const code = (cause as { code?: unknown } | null)?.code
+    this.reason = typeof code === 'string' ? code : undefined
   }
 }
 
@@ -44,6 +48,20 @@ function guard<T> (promise: Promise<T>): Promise<T> {
   return promise.catch((err: unknown) => {
     throw isUnavailable(err) ? new DatabaseUnavailableError(err) : err
   })
+}
+
+/**
+ * A connection that cannot be had is unavailability whatever the server says
+ * why: a database that refuses connections (55000), too many clients (53300),
+ * a database that does not exist (3D000), a refused password (28P01). The
+ * client sees 503; the real reason stays in the error's cause, for the log.
+ */
+async function connect (pool: pg.Pool): Promise<pg.PoolClient> {
+  try {
+    return await pool.connect()
+  } catch (err) {
+    throw new DatabaseUnavailableError(err)
+  }
 }
 
 export interface DatabaseOptions {
@@ -113,27 +131,43 @@ export function openPg (url: string, options: Omit<DatabaseOptions, 'url' | 'dat
     return name
   }
   let queryCount = 0
-  const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
-    async query<Row> (text: string, params: readonly unknown[] = []) {
-      queryCount++
-      const result = await guard(q.query({ name: statementName(text), text, values: params as unknown[] }))
-      return result.rows as Row[]
-    },
-    async exec (sql: string) {
-      queryCount++
-      await guard(q.query(sql))
+  const wrap = (client: () => Promise<pg.PoolClient>, done: (c: pg.PoolClient, err?: Error) => void): Queryable => {
+    /** Runs on a connection; one that failed underneath us is not reused. */
+    async function run<T> (fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+      const c = await client()
+      let broken: Error | undefined
+      try {
+        return await guard(fn(c))
+      } catch (err) {
+        if (err instanceof DatabaseUnavailableError) broken = err
+        throw err
+      } finally {
+        done(c, broken)
+      }
     }
-  })
+    return {
+      async query<Row> (text: string, params: readonly unknown[] = []) {
+        queryCount++
+        const result = await run((c) => c.query({ name: statementName(text), text, values: params as unknown[] }))
+        return result.rows as Row[]
+      },
+      async exec (sql: string) {
+        queryCount++
+        await run((c) => c.query(sql))
+      }
+    }
+  }
   return {
     driver: 'pg',
-    ...wrap(pool),
+    ...wrap(() => connect(pool), (c, err) => c.release(err)),
     get queryCount () { return queryCount },
     async transaction (fn) {
-      const client = await guard(pool.connect())
+      const client = await connect(pool)
       let broken: Error | undefined
       try {
         await guard(client.query('BEGIN'))
-        const result = await fn(wrap(client))
+        // Inside the transaction every statement runs on this one connection; it is released below.
+        const result = await fn(wrap(async () => client, () => {}))
         await guard(client.query('COMMIT'))
         return result
       } catch (err) {

@@ -2,7 +2,7 @@
 // port, so stopping it cannot disturb the shared server other tests use.
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chown, mkdtemp, rm } from 'node:fs/promises'
+import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -26,7 +26,12 @@ async function asPostgres (command: string, args: string[]): Promise<void> {
   else await run(join(pgBin, command), args)
 }
 
-export async function createPostgresInstance (): Promise<PostgresInstance> {
+export interface PostgresInstanceOptions {
+  /** Require this password from the superuser over TCP (scram-sha-256), as a real server does; default: trust. */
+  password?: string
+}
+
+export async function createPostgresInstance (settings: PostgresInstanceOptions = {}): Promise<PostgresInstance> {
   const dir = await mkdtemp(join(tmpdir(), 'tokenlab-pg-'))
   if (process.getuid?.() === 0) {
     const { stdout } = await run('id', ['-u', 'postgres'])
@@ -35,10 +40,17 @@ export async function createPostgresInstance (): Promise<PostgresInstance> {
   }
   const dataDir = join(dir, 'data')
   const port = await freePort()
-  await asPostgres('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'])
+  const auth = ['--auth=trust']
+  if (settings.password !== undefined) {
+    const pwfile = join(dir, 'pwfile')
+    await writeFile(pwfile, settings.password + '\n')
+    if (process.getuid?.() === 0) await chown(pwfile, Number((await run('id', ['-u', 'postgres'])).stdout.trim()), 0)
+    auth.splice(0, 1, '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwfile}`)
+  }
+  await asPostgres('initdb', ['-D', dataDir, '-U', 'postgres', ...auth, '-E', 'UTF8', '--no-sync'])
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`
   const instance: PostgresInstance = {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: `postgres://postgres${settings.password !== undefined ? ':' + encodeURIComponent(settings.password) : ''}@127.0.0.1:${port}/postgres`,
     start: () => asPostgres('pg_ctl', ['-D', dataDir, '-o', options, '-l', join(dir, 'log'), '-w', 'start']),
     stop: () => asPostgres('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']),
     async destroy () {

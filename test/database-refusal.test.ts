@@ -1,0 +1,112 @@
+// The Postgres server is up but will not give us a connection: an operator
+// closed the database for maintenance (55000), it has no connection slots
+// left (53300), it was dropped (3D000), or it refuses our password (28P01).
+// Each is unavailability: clients get 503 UNAVAILABLE, never 500, and the log
+// keeps the real reason. On the server named by DATABASE_URL (CI sets it).
+import type { FastifyInstance } from 'fastify'
+import pg from 'pg'
+import t, { type Test } from 'tap'
+import { openPg } from '../src/db/database.js'
+import { migrate } from '../src/db/migrate.js'
+import { seed } from '../src/db/seed.js'
+import { captureLogs, testApp, testDatabase, type LogCapture, type TestDatabase } from './helpers.js'
+import { createPostgresInstance, postgresAvailable } from './support/postgres-instance.js'
+
+const serverUrl = process.env.DATABASE_URL
+
+async function asAdmin (sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: serverUrl })
+  await admin.connect()
+  try {
+    await admin.query(sql)
+  } finally {
+    await admin.end()
+  }
+}
+
+const nameOf = (testDb: TestDatabase) => new URL(testDb.url!).pathname.slice(1)
+
+/** Ends every connection to the test database but this one's own: the app's pool must connect anew. */
+const endConnections = (name: string) =>
+  asAdmin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}' AND pid <> pg_backend_pid()`)
+
+async function expectUnavailable (t: Test, app: FastifyInstance, logs: LogCapture, sqlState: string): Promise<void> {
+  for (const url of ['/ready', '/staff']) {
+    const res = await app.inject({ url })
+    t.equal(res.statusCode, 503, `GET ${url}: 503`)
+    t.same(res.json(), { statusCode: 503, code: 'UNAVAILABLE', error: 'Service Unavailable', message: res.json().message }, `GET ${url}: the contract's error shape`)
+    t.notMatch(res.body, new RegExp(`${sqlState}|password|database "|connection`, 'i'), `GET ${url}: the reason is not told to the client`)
+  }
+  t.match(logs.text(), sqlState, `the log has the real reason (SQLSTATE ${sqlState})`)
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200, 'the process keeps running')
+}
+
+async function appOn (t: Test, testDb: TestDatabase, logs: LogCapture): Promise<FastifyInstance> {
+  const app = await testApp(t, testDb, { logs })
+  t.equal((await app.inject({ url: '/ready' })).statusCode, 200, 'ready before')
+  return app
+}
+
+if (serverUrl === undefined || serverUrl === '') {
+  t.test('database refusing connections', { skip: 'DATABASE_URL is not set: these cases need a Postgres server (CI sets it)' }, async () => {})
+} else {
+  t.test('the database does not allow connections (55000)', async (t) => {
+    const testDb = await testDatabase(t, 'postgres')
+    const logs = captureLogs()
+    const app = await appOn(t, testDb, logs)
+    const name = nameOf(testDb)
+    await asAdmin(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS false`)
+    t.teardown(() => asAdmin(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`))
+    await endConnections(name)
+    await expectUnavailable(t, app, logs, '55000')
+
+    await asAdmin(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`)
+    t.equal((await app.inject({ url: '/ready' })).statusCode, 200, 'ready again once connections are allowed')
+  })
+
+  t.test('no connection slots left (53300)', async (t) => {
+    const testDb = await testDatabase(t, 'postgres')
+    const logs = captureLogs()
+    const app = await appOn(t, testDb, logs)
+    const name = nameOf(testDb)
+    await asAdmin(`ALTER DATABASE ${name} CONNECTION LIMIT 0`)
+    t.teardown(() => asAdmin(`ALTER DATABASE ${name} CONNECTION LIMIT -1`))
+    await endConnections(name)
+    await expectUnavailable(t, app, logs, '53300')
+
+    await asAdmin(`ALTER DATABASE ${name} CONNECTION LIMIT -1`)
+    t.equal((await app.inject({ url: '/ready' })).statusCode, 200, 'ready again once there are slots')
+  })
+
+  t.test('the database does not exist (3D000)', async (t) => {
+    const testDb = await testDatabase(t, 'postgres')
+    const logs = captureLogs()
+    const app = await appOn(t, testDb, logs)
+    await asAdmin(`DROP DATABASE ${nameOf(testDb)} WITH (FORCE)`)
+    await expectUnavailable(t, app, logs, '3D000')
+  })
+
+  t.test('the server refuses the password (28P01)', { skip: postgresAvailable ? false : 'Postgres 15 server binaries not found' }, async (t) => {
+    // A private server, since the password of a role everyone uses cannot change under the other tests.
+    const server = await createPostgresInstance({ password: 'superuser-password' })
+    t.teardown(() => server.destroy())
+    const su = new pg.Client({ connectionString: server.url })
+    await su.connect()
+    t.teardown(() => su.end())
+    await su.query("CREATE ROLE app LOGIN PASSWORD 'first-password'")
+    await su.query('CREATE DATABASE app OWNER app')
+    const url = new URL(server.url)
+    Object.assign(url, { username: 'app', password: 'first-password', pathname: '/app' })
+    const db = openPg(url.href)
+    t.teardown(() => db.close())
+    await migrate(db)
+    await seed(db)
+    const logs = captureLogs()
+    const app = await appOn(t, { kind: 'postgres', db, url: url.href, close: () => db.close() }, logs)
+
+    // The operator rotates the password; the app still has the old one.
+    await su.query("ALTER ROLE app PASSWORD 'second-password'")
+    await su.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app'")
+    await expectUnavailable(t, app, logs, '28P01')
+  })
+}
