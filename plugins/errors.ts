@@ -6,11 +6,14 @@ import fp from 'fastify-plugin'
 import { Type } from 'typebox'
 import { DatabaseUnavailableError } from '../src/db/database.js'
 
-export type ErrorCode =
-  | 'BAD_REQUEST' | 'BAD_CREDENTIALS' | 'UNAUTHENTICATED' | 'TOKEN_EXPIRED' | 'TOKEN_INVALID'
-  | 'SESSION_INVALID' | 'FORBIDDEN' | 'FORBIDDEN_ORIGIN' | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED'
-  | 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'TOO_MANY_REQUESTS' | 'URI_TOO_LONG'
-  | 'UNAVAILABLE' | 'INTERNAL'
+/** Every code an error can carry; a value as well as a type, so test/docs.test.ts can check docs/api.md lists them all. */
+export const errorCodes = [
+  'BAD_REQUEST', 'BAD_CREDENTIALS', 'UNAUTHENTICATED', 'TOKEN_EXPIRED', 'TOKEN_INVALID',
+  'SESSION_INVALID', 'FORBIDDEN', 'FORBIDDEN_ORIGIN', 'NOT_FOUND', 'METHOD_NOT_ALLOWED',
+  'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'TOO_MANY_REQUESTS', 'URI_TOO_LONG',
+  'UNAVAILABLE', 'INTERNAL'
+] as const
+export type ErrorCode = typeof errorCodes[number]
 
 export class AppError extends Error {
   constructor (

@@ -131,7 +131,7 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
         requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub', 'jti', 'staffId', 'username', 'role'],
         maxAge: lifetime,
         clockTolerance: CLOCK_TOLERANCE_MS
-        // fast-jwt's own cache stays off (SECURITY-NOTES): it hashes every
+        // fast-jwt's own cache stays off (docs/security.md): it hashes every
         // token to look it up, which cost as much as the rest of the hook.
         // VerifiedTokens below does that job, keyed by the token itself.
       }

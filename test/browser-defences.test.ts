@@ -1,7 +1,7 @@
 // What a browser sees: security headers on every response, the Origin /
 // Fetch-Metadata check against CSRF (login CSRF included), CORS only for the
 // configured origins, and the cookie's attributes for plain and __Host-
-// names, SameSite=Strict and production. SECURITY-NOTES R16, R18-R21, R24,
+// names, SameSite=Strict and production. docs/security.md R16, R18-R21, R24,
 // R36, R37, R40-R44.
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'

@@ -1,4 +1,4 @@
-// The contract (shared/CONTRACT.md) through app.inject, in both auth modes,
+// The contract (docs/api.md) through app.inject, in both auth modes,
 // on PGlite and (when DATABASE_URL is set) on a Postgres server. The same
 // expectations hold in both modes except where the contract names a mode.
 import t from 'tap'

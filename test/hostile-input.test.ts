@@ -2,7 +2,7 @@
 // fragments, unknown and prototype-polluting fields, wrong content types,
 // oversized bodies, control characters and Unicode forms in usernames, and
 // passwords at the length limit. Every refusal is in the contract's shape and
-// the server keeps answering. SECURITY-NOTES R35, R38-R40, R45-R50.
+// the server keeps answering. docs/security.md R35, R38-R40, R45-R50.
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { hashPassword } from '../src/passwords.js'

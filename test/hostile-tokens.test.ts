@@ -2,7 +2,7 @@
 // as the cookie and as a Bearer header. Each must be a 401 in the contract's
 // shape without library text, and a bad cookie must be cleared. A control
 // token from the same forger gives 200, so the refusals test the verifier and
-// not the forger. SECURITY-NOTES R1-R4, R7-R11, R21-R23, R50.
+// not the forger. docs/security.md R1-R4, R7-R11, R21-R23, R50.
 import { createHash, createHmac, generateKeyPairSync, randomUUID, sign as cryptoSign, type KeyObject } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'

@@ -1,7 +1,7 @@
 // Key rotation: JWT_SECRET is the signing key, JWT_PREVIOUS_SECRETS are kept
 // for verification only, and the header's `kid` merely selects among the
 // configured keys. Several apps share one database, as replicas mid-rotation
-// would. SECURITY-NOTES R1, R4, R5, R14 (revocation survives rotation).
+// would. docs/security.md R1, R4, R5, R14 (revocation survives rotation).
 import { createHash, createHmac, randomUUID } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'

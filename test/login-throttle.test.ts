@@ -1,5 +1,5 @@
 // The login throttle (LOGIN_RATE_LIMIT failed attempts per client IP and
-// normalised username) and the timing of a failed login. SECURITY-NOTES R33,
+// normalised username) and the timing of a failed login. docs/security.md R33,
 // R34, R35 (normalised key), R51 (audit lines).
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'

@@ -5,7 +5,7 @@
 // 500, every error in the contract's shape with a code from its table, and no
 // secret (the JWT key, any token issued in the run, a demo password, the
 // database URL) may appear in a body, a header or a log line.
-// SECURITY-NOTES R2, R7-R11, R13, R19, R22, R39, R40, R43, R45, R50, R51.
+// docs/security.md R2, R7-R11, R13, R19, R22, R39, R40, R43, R45, R50, R51.
 import { createHash, createHmac, randomUUID } from 'node:crypto'
 import fc from 'fast-check'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
