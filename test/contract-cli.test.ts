@@ -51,7 +51,7 @@ function assertNothingSecret (t: Test, run: CliRun): void {
 
 /** Exit 0, a PASS line for every check and "N passed, 0 failed" last. */
 function assertAllPassed (t: Test, run: CliRun, mode: 'jwt' | 'session'): void {
-  t.equal(run.code, 0, `exit 0\n${run.stdout}${run.stderr}`)
+  if (!t.equal(run.code, 0, 'exit 0')) t.comment(run.stdout + run.stderr)
   t.match(run.lines[0], new RegExp(`^contract checks against http://127\\.0\\.0\\.1:\\d+: mode ${mode} `), 'the first line names the mode')
   const checks = run.lines.slice(1, -1)
   t.same(checks.filter((l) => !l.startsWith('PASS ')), [], 'every check passed')
