@@ -66,10 +66,12 @@ async function readDocument (client: HttpClient): Promise<DocumentSignals> {
   const components = isObject(doc) && isObject(doc.components) ? doc.components : undefined
   const schemes = components !== undefined && isObject(components.securitySchemes) ? components.securitySchemes : undefined
   if (schemes === undefined) return { mode: undefined, cookieName: undefined }
-  const cookieScheme = Object.values(schemes).find((s) => isObject(s) && s.type === 'apiKey' && s.in === 'cookie' && typeof s.name === 'string')
+  // cookieAuth by name; any other cookie scheme (a refresh cookie, say) only when it is missing.
+  const isCookieScheme = (s: unknown): s is { name: string } => isObject(s) && s.type === 'apiKey' && s.in === 'cookie' && typeof s.name === 'string'
+  const cookieScheme = isCookieScheme(schemes.cookieAuth) ? schemes.cookieAuth : Object.values(schemes).find(isCookieScheme)
   return {
     mode: schemes.bearerAuth !== undefined ? 'jwt' : 'session',
-    cookieName: isObject(cookieScheme) ? String(cookieScheme.name) : undefined
+    cookieName: cookieScheme?.name
   }
 }
 
@@ -90,7 +92,10 @@ async function detectMode (ctx: CheckContext, documentMode: Mode | undefined): P
   } catch (err) {
     loginProblem = (err as Error).message
   }
-  if (cookieMode !== undefined) return { mode: cookieMode, reason: `detected: the login cookie is ${cookieMode === 'jwt' ? 'a JWT' : 'an opaque session id'}` }
+  if (cookieMode !== undefined) {
+    const odd = cookieMode === 'session' && documentMode === 'jwt' ? '; /openapi.json offers bearerAuth all the same' : ''
+    return { mode: cookieMode, reason: `detected: the login cookie is ${cookieMode === 'jwt' ? 'a JWT' : 'an opaque session id'}${odd}` }
+  }
   if (documentMode === 'jwt') return { mode: 'jwt', reason: `detected: /openapi.json offers bearerAuth (${loginProblem})` }
   throw new SetupError(redact(`cannot tell the mode (no security schemes in /openapi.json; ${loginProblem}): pass --mode jwt or --mode session`, ctx.secrets))
 }

@@ -71,6 +71,50 @@ async function startTokenlab (t: Test, kind: DbKind, mode: 'jwt' | 'session'): P
   return server
 }
 
+interface Breakage {
+  /** A response to send instead of the server's; undefined forwards the request. */
+  intercept?(req: http.IncomingMessage): { status: number, body: unknown } | undefined
+  /** Changes the server's response headers on the way back. */
+  rewriteHeaders?(req: http.IncomingMessage, headers: http.IncomingHttpHeaders): http.IncomingHttpHeaders
+  /** Changes the server's response body on the way back; undefined leaves it. */
+  rewriteBody?(req: http.IncomingMessage, body: string): string | undefined
+}
+
+/** A node:http proxy in front of `target` that answers as tokenlab does, except for what `breakage` changes. */
+async function brokenTokenlab (t: Test, target: string, breakage: Breakage): Promise<string> {
+  const upstream = new URL(target)
+  const proxy = http.createServer((req, res) => {
+    const canned = breakage.intercept?.(req)
+    if (canned !== undefined) {
+      req.resume()
+      res.writeHead(canned.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+      res.end(JSON.stringify(canned.body))
+      return
+    }
+    const forward = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent: false }, (answer) => {
+      const headers = breakage.rewriteHeaders?.(req, answer.headers) ?? answer.headers
+      if (breakage.rewriteBody === undefined) {
+        res.writeHead(answer.statusCode ?? 502, headers)
+        answer.pipe(res)
+        return
+      }
+      const chunks: Buffer[] = []
+      answer.on('data', (chunk: Buffer) => chunks.push(chunk))
+      answer.on('end', () => {
+        const original = Buffer.concat(chunks).toString('utf8')
+        const body = breakage.rewriteBody?.(req, original) ?? original
+        res.writeHead(answer.statusCode ?? 502, { ...headers, 'content-length': String(Buffer.byteLength(body)) })
+        res.end(body)
+      })
+    })
+    forward.on('error', () => res.destroy())
+    req.pipe(forward)
+  })
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => proxy.close(() => resolve())))
+  return `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
+}
+
 t.test('usage', async (t) => {
   const help = await runCli(['--help'])
   t.equal(help.code, 0, '--help exits 0')
@@ -102,45 +146,28 @@ for (const kind of dbKinds) {
         assertAllPassed(t, explicit, mode)
         t.match(explicit.lines[0], '(from --mode)')
         if (kind === 'pglite') {
-          // Detected from /openapi.json and a login's cookie.
+          // Detected from /openapi.json, or a login's cookie where the document does not settle it.
           const detected = await runCli(['--url', server.url])
           assertAllPassed(t, detected, mode)
           t.match(detected.lines[0], `mode ${mode} (detected: `)
         }
+        if (kind === 'pglite' && mode === 'session') {
+          // A document that offers no bearerAuth settles it without a login.
+          const url = await brokenTokenlab(t, server.url, {
+            rewriteBody: (req, body) => {
+              if (req.url !== '/openapi.json') return undefined
+              const doc = JSON.parse(body) as { components: { securitySchemes: Record<string, unknown> } }
+              delete doc.components.securitySchemes.bearerAuth
+              return JSON.stringify(doc)
+            }
+          })
+          const fromDocument = await runCli(['--url', url])
+          assertAllPassed(t, fromDocument, mode)
+          t.match(fromDocument.lines[0], 'mode session (detected: /openapi.json offers no bearerAuth)')
+        }
       })
     }
   })
-}
-
-interface Breakage {
-  /** A response to send instead of the server's; undefined forwards the request. */
-  intercept?(req: http.IncomingMessage): { status: number, body: unknown } | undefined
-  /** Changes the server's response headers on the way back. */
-  rewriteHeaders?(req: http.IncomingMessage, headers: http.IncomingHttpHeaders): http.IncomingHttpHeaders
-}
-
-/** A node:http proxy in front of `target` that answers as tokenlab does, except for what `breakage` changes. */
-async function brokenTokenlab (t: Test, target: string, breakage: Breakage): Promise<string> {
-  const upstream = new URL(target)
-  const proxy = http.createServer((req, res) => {
-    const canned = breakage.intercept?.(req)
-    if (canned !== undefined) {
-      req.resume()
-      res.writeHead(canned.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
-      res.end(JSON.stringify(canned.body))
-      return
-    }
-    const forward = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent: false }, (answer) => {
-      const headers = breakage.rewriteHeaders?.(req, answer.headers) ?? answer.headers
-      res.writeHead(answer.statusCode ?? 502, headers)
-      answer.pipe(res)
-    })
-    forward.on('error', () => res.destroy())
-    req.pipe(forward)
-  })
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => proxy.close(() => resolve())))
-  return `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
 }
 
 /** Exit 1, exactly one FAIL line, for `check`, and a count saying so. */
