@@ -34,15 +34,18 @@ export interface ContractSetup {
 export class SetupError extends Error {}
 
 const DEFAULT_COOKIE_NAME = 'token'
-const tokenLike = /[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*/g
+const MAX_MESSAGE = 500
+// Three dot-separated segments, or anything starting as a JWT's header does ('{"' in base64url), even cut short.
+const tokenLike = /[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*|eyJ[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)*/g
 
-/** One line, with every known secret and anything shaped like a JWT replaced. */
+/** One line of at most MAX_MESSAGE characters, with every known secret and anything shaped like a JWT replaced first. */
 export function redact (text: string, secrets: Iterable<string>): string {
   let out = text
   for (const secret of secrets) {
     if (secret !== '') out = out.split(secret).join('[redacted]')
   }
-  return out.replace(tokenLike, '[redacted token]').replace(/\s*\n\s*/g, ' ')
+  out = out.replace(tokenLike, '[redacted token]').replace(/\s*\n\s*/g, ' ')
+  return out.length > MAX_MESSAGE ? `${out.slice(0, MAX_MESSAGE)}…` : out
 }
 
 function isObject (value: unknown): value is Record<string, unknown> {
