@@ -52,7 +52,7 @@ export interface Check {
 
 export class CheckFailure extends Error {}
 
-const DEFAULT_LIMIT_KIB = 16
+const BODY_LIMIT_KIB = 16
 const FOREIGN_ORIGIN = 'https://contract-check.invalid'
 
 // ---------------------------------------------------------------- expectations
@@ -352,9 +352,9 @@ export const checks: Check[] = [
     }
   },
   {
-    name: `login: a body over ${DEFAULT_LIMIT_KIB} KiB is 413 PAYLOAD_TOO_LARGE`,
+    name: `login: a body over ${BODY_LIMIT_KIB} KiB is 413 PAYLOAD_TOO_LARGE`,
     async run (ctx) {
-      const json = { username: randomUsername(), password: 'x'.repeat((DEFAULT_LIMIT_KIB + 1) * 1024) }
+      const json = { username: randomUsername(), password: 'x'.repeat((BODY_LIMIT_KIB + 1) * 1024) }
       expectError(await post(ctx, { path: '/login', json }), 413, 'PAYLOAD_TOO_LARGE')
     }
   },
