@@ -81,8 +81,8 @@ interface Breakage {
   rewriteBody?(req: http.IncomingMessage, body: string): string | undefined
 }
 
-/** A node:http proxy in front of `target` that answers as tokenlab does, except for what `breakage` changes. */
-async function brokenTokenlab (t: Test, target: string, breakage: Breakage): Promise<string> {
+/** A node:http proxy in front of `target`: tokenlab as it is, except for what `breakage` changes. */
+async function tokenlabProxy (t: Test, target: string, breakage: Breakage): Promise<string> {
   const upstream = new URL(target)
   const proxy = http.createServer((req, res) => {
     const canned = breakage.intercept?.(req)
@@ -154,7 +154,7 @@ for (const kind of dbKinds) {
         }
         if (kind === 'pglite' && mode === 'session') {
           // A document that offers no bearerAuth settles it without a login.
-          const url = await brokenTokenlab(t, server.url, {
+          const url = await tokenlabProxy(t, server.url, {
             rewriteBody: (req, body) => {
               if (req.url !== '/openapi.json') return undefined
               const doc = JSON.parse(body) as { components: { securitySchemes: Record<string, unknown> } }
@@ -189,7 +189,7 @@ t.test('a service that breaks one rule fails the check for that rule', async (t)
   const server = await startTokenlab(t, 'pglite', 'jwt')
 
   await t.test('GET /me answers 200 without a cookie', async (t) => {
-    const url = await brokenTokenlab(t, server.url, {
+    const url = await tokenlabProxy(t, server.url, {
       intercept: (req) => req.method === 'GET' && req.url === '/me' && req.headers.cookie === undefined && req.headers.authorization === undefined
         ? { status: 200, body: { staffId: 1, username: 'vello.p', role: 'admin', expiresAt: new Date(Date.now() + 3600_000).toISOString() } }
         : undefined
@@ -199,7 +199,7 @@ t.test('a service that breaks one rule fails the check for that rule', async (t)
   })
 
   await t.test('the login cookie lacks HttpOnly', async (t) => {
-    const url = await brokenTokenlab(t, server.url, {
+    const url = await tokenlabProxy(t, server.url, {
       rewriteHeaders: (req, headers) => req.url !== '/login' || headers['set-cookie'] === undefined
         ? headers
         : { ...headers, 'set-cookie': headers['set-cookie'].map((c) => c.replace(/; HttpOnly/i, '')) }
@@ -209,7 +209,7 @@ t.test('a service that breaks one rule fails the check for that rule', async (t)
   })
 
   await t.test('POST /logout fails and echoes the credential: the output shows what came back, redacted', async (t) => {
-    const url = await brokenTokenlab(t, server.url, {
+    const url = await tokenlabProxy(t, server.url, {
       intercept: (req) => req.url === '/logout' && req.headers.cookie !== undefined
         ? { status: 500, body: { statusCode: 500, code: 'INTERNAL', error: 'Internal Server Error', message: `could not end ${req.headers.cookie}` } }
         : undefined
