@@ -33,10 +33,9 @@ CREATE TABLE refresh_tokens (
 CREATE INDEX refresh_tokens_login_id ON refresh_tokens (login_id);
 
 -- Session mode answers GET /sessions like refresh mode: a public id and the
--- same metadata. Sessions from before this migration get a random id.
+-- same metadata. The app sets the id; rows made otherwise (sessions from
+-- before this migration) get a random UUID.
 ALTER TABLE sessions
-  ADD COLUMN public_id text NOT NULL DEFAULT gen_random_uuid()::text,
+  ADD COLUMN public_id text NOT NULL DEFAULT gen_random_uuid()::text UNIQUE,
   ADD COLUMN user_agent text CHECK (char_length(user_agent) <= 200),
   ADD COLUMN ip text;
-ALTER TABLE sessions ALTER COLUMN public_id DROP DEFAULT;
-ALTER TABLE sessions ADD CONSTRAINT sessions_public_id_key UNIQUE (public_id);
