@@ -202,23 +202,28 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
     return checkClaims(payload, Math.floor(Date.now() / 1000), lifetime, refresh)
   }
 
-  function sign (account: Account, loginId?: string): { token: string, expiresAt: Date } {
-    const token = signer.sign({
+  function sign (account: Account, login?: { id: string, secondsLeft: number }): { token: string, expiresAt: Date } {
+    const payload = {
       sub: String(account.staffId),
       staffId: account.staffId,
       username: account.username,
       role: account.role,
       jti: randomUUID(),
-      ...(loginId !== undefined ? { sid: loginId } : {})
-    })
+      ...(login !== undefined ? { sid: login.id } : {})
+    }
+    // No access token outlives its login. Shorter tokens are signed with a
+    // signer built for the call, which only happens in a login's last minutes.
+    const token = login !== undefined && login.secondsLeft < lifetime
+      ? signer.sign(payload, { expiresIn: Math.max(1, login.secondsLeft) })
+      : signer.sign(payload)
     const { exp } = signer.decode<TokenClaims>(token)!
     return { token, expiresAt: new Date(exp * 1000) }
   }
 
   /** With refresh, both cookies live until the login's absolute end; the JWT inside expires much sooner. */
   function withRefresh (account: Account, loginId: string, refreshToken: string, loginExpiresAt: Date): IssuedCredential & { refresh: IssuedRefreshToken } {
-    const { token, expiresAt } = sign(account, loginId)
     const maxAgeSeconds = secondsUntil(loginExpiresAt)
+    const { token, expiresAt } = sign(account, { id: loginId, secondsLeft: maxAgeSeconds })
     return { value: token, expiresAt, maxAgeSeconds, refresh: { value: refreshToken, expiresAt: loginExpiresAt, maxAgeSeconds } }
   }
 

@@ -226,6 +226,17 @@ for (const kind of dbKinds) {
       t.equal((await loginRow(loginId))!.ended_why, 'expiry', 'recorded as ended by expiry')
     })
 
+    t.test('no access token outlives its login', async (t) => {
+      const app = await testApp(t, testDb, { env: { ...REFRESH, REFRESH_TTL: '3s' } })
+      const first = await signIn(app, demo.linda)
+      const claims = claimsOf(first.access)
+      t.ok((claims.exp as number) - (claims.iat as number) <= 3, 'a 5 minute token cut to the login\'s 3 s')
+      t.ok(Date.parse(first.res.json().expiresAt) <= Date.parse(first.res.json().refreshExpiresAt))
+      const renewed = await refresh(app, first.refresh)
+      t.ok(Date.parse(renewed.json().expiresAt) <= Date.parse(renewed.json().refreshExpiresAt), 'after a refresh too')
+      t.equal((await app.inject({ url: '/me', headers: { cookie: pairs(renewed).access } })).statusCode, 200, 'and the shorter token verifies')
+    })
+
     t.test('idle expiry: dead when not refreshed for REFRESH_IDLE_TIMEOUT', async (t) => {
       const app = await testApp(t, testDb, { env: REFRESH })
       const idle = await signIn(app, demo.linda)
