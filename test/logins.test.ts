@@ -3,7 +3,9 @@
 // which routes each mode has at all.
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t from 'tap'
-import { dbKinds, demo, setCookies, testApp, testDatabase } from './helpers.js'
+import { createLoginStore } from '../src/auth/logins.js'
+import { createQueries } from '../src/db/queries.js'
+import { captureLogs, dbKinds, demo, setCookies, testApp, testDatabase } from './helpers.js'
 
 interface Listed {
   id: string
@@ -141,6 +143,61 @@ for (const kind of dbKinds) {
       const [login] = await list(app, cookie)
       t.equal(login!.current, true)
       t.equal(login!.userAgent, null, 'null, not an empty string')
+      await db.query('DELETE FROM sessions')
+    })
+
+    t.test('the login store reports every login it ends, once, and ends all but one on request', async (t) => {
+      const ended: Array<{ loginId: string, accessExpiresAt: Date }> = []
+      const store = createLoginStore(createQueries(db), {
+        ttlSeconds: 3600,
+        idleSeconds: 600,
+        graceSeconds: 10,
+        accessLifetimeSeconds: 300,
+        onLoginEnded: async (loginId, accessExpiresAt) => { ended.push({ loginId, accessExpiresAt }) }
+      })
+      const metadata = { userAgent: 'store test', ip: '192.0.2.1' }
+      const kept = await store.create(5, metadata)
+      const others = [await store.create(5, metadata), await store.create(5, metadata)]
+      const someoneElse = await store.create(6, metadata)
+      const started = Date.now()
+      const endedNow = await store.endAllLogins(5, 'password_change', kept.loginId)
+      t.same(endedNow.map((l) => l.loginId).sort(), others.map((l) => l.loginId).sort(), 'every other login of that staff member')
+      t.same(ended.map((e) => e.loginId).sort(), others.map((l) => l.loginId).sort(), 'each reported once')
+      for (const e of ended) t.ok(Math.abs(e.accessExpiresAt.getTime() - (started + 300_000)) < 5000, 'with the instant its last access token expires')
+      for (const other of others) t.same(await store.refresh(other.refreshToken), { outcome: 'invalid' }, 'an ended login cannot refresh')
+      const rotated = await store.refresh(kept.refreshToken)
+      t.equal(rotated.outcome, 'rotated', 'the one kept can')
+      t.equal((await store.refresh(someoneElse.refreshToken)).outcome, 'rotated', 'nor is anyone else touched')
+      t.same(await store.endAllLogins(5, 'password_change', kept.loginId), [], 'ending them again ends nothing')
+      t.equal(ended.length, 2, 'and reports nothing')
+      t.same((await store.list(5)).map((l) => l.id), [kept.loginId])
+
+      t.equal((await store.refresh(kept.refreshToken)).outcome, 'race', 'its token spent most recently, within the grace, races')
+      t.equal(ended.length, 2, 'and ends nothing')
+      if (rotated.outcome !== 'rotated') throw new Error('expected a rotation')
+      t.equal((await store.refresh(rotated.refreshToken)).outcome, 'rotated')
+      t.equal((await store.refresh(kept.refreshToken)).outcome, 'reused', 'an older token of the chain is reuse')
+      t.equal(ended.at(-1)!.loginId, kept.loginId, 'reuse reports the login too')
+      t.equal(await store.end(someoneElse.loginId, 'logout', 5), undefined, 'ending with the wrong staffId ends nothing')
+      t.ok(await store.end(someoneElse.loginId, 'logout', 6))
+      t.equal(ended.length, 4)
+      await db.query('DELETE FROM logins')
+    })
+
+    t.test('session mode: ending all of a person\'s sessions but one', async (t) => {
+      const logs = captureLogs()
+      const app = await testApp(t, testDb, { env: modes.session, logs })
+      const keep = await signIn(app, demo.linda)
+      await signIn(app, demo.linda)
+      await signIn(app, demo.linda)
+      const sergey = await signIn(app, demo.sergey)
+      const keepId = (await list(app, keep.access)).find((l) => l.current)!.id
+      t.equal(await app.auth.strategy.logins!.endAll(3, 'password_change', keepId), 2)
+      t.same((await list(app, keep.access)).map((l) => l.id), [keepId])
+      t.equal((await list(app, sergey.access)).length, 1, 'Sergey keeps his')
+      const end = await app.inject({ method: 'DELETE', url: `/sessions/${keepId}`, headers: { cookie: keep.access } })
+      t.equal(end.statusCode, 204)
+      t.match(logs.lines().find((l) => l.audit === 'session_end'), { staffId: 3, loginId: keepId, why: 'ended_by_owner' }, 'audit event with why')
       await db.query('DELETE FROM sessions')
     })
 

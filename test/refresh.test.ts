@@ -128,6 +128,9 @@ for (const kind of dbKinds) {
       t.equal(sidOf(next.access), loginId, 'for the same login')
       const refreshCookie = cookie(res, 'refresh')!
       t.same(refreshCookie.attributes, { 'max-age': refreshCookie.attributes['max-age'], path: '/refresh', httponly: true, samesite: 'Strict' })
+      const accessCookie = cookie(res, 'token')!
+      t.same(accessCookie.attributes, { 'max-age': accessCookie.attributes['max-age'], path: '/', httponly: true, samesite: 'Lax' })
+      t.equal(accessCookie.attributes['max-age'], refreshCookie.attributes['max-age'], 'both live to the login\'s end')
       t.ok(Number(cookie(res, 'token')!.attributes['max-age']) <= Number(cookie(first.res, 'token')!.attributes['max-age']), 'Max-Age counts down to the same end')
       const tokens = await tokenRows(loginId)
       t.equal(tokens.length, 2)
