@@ -144,6 +144,21 @@ for (const kind of dbKinds) {
       t.equal((await refresh(app, next.refresh)).statusCode, 200, 'the replacement refreshes in turn')
     })
 
+    t.test('database work: none per GET /me, one statement per refresh', async (t) => {
+      const app = await testApp(t, testDb, { env: REFRESH })
+      let current = await signIn(app, demo.linda)
+      let before = app.db.queryCount
+      for (let i = 0; i < 5; i++) t.equal((await app.inject({ url: '/me', headers: { cookie: current.access } })).statusCode, 200)
+      t.equal(app.db.queryCount - before, 0, 'GET /me reads no database with refresh on')
+      before = app.db.queryCount
+      for (let i = 0; i < 3; i++) {
+        const res = await refresh(app, current.refresh)
+        t.equal(res.statusCode, 200)
+        current = { ...pairs(res), res }
+      }
+      t.equal(app.db.queryCount - before, 3, 'one statement spends, replaces and reads the staff row')
+    })
+
     t.test('the token spent most recently, within the grace: 409 REFRESH_RACE, nothing changes', async (t) => {
       const app = await testApp(t, testDb, { env: REFRESH })
       const first = await signIn(app, demo.linda)
