@@ -153,7 +153,7 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       verify: {
         ...verifyOptions,
         maxAge: lifetime
-        // fast-jwt's own cache stays off (SECURITY-NOTES): it hashes every
+        // fast-jwt's own cache stays off: it hashes every
         // token to look it up, which cost as much as the rest of the hook.
         // VerifiedTokens below does that job, keyed by the token itself.
       }
