@@ -355,6 +355,17 @@ for (const kind of dbKinds) {
       t.equal((await tokenRows(sidOf(first.access))).filter((r) => r.spent_at !== null).length, 0, 'nothing spent')
     })
 
+    t.test('switching JWT_REFRESH refuses the access tokens issued before', async (t) => {
+      const plain = await testApp(t, testDb)
+      const withRefresh = await testApp(t, testDb, { env: REFRESH })
+      const old = (await signIn(withRefresh, demo.linda)).access
+      const plainRes = await plain.inject({ method: 'POST', url: '/login', payload: { username: demo.linda.username, password: demo.linda.password } })
+      const plainToken = `token=${cookie(plainRes, 'token')!.value}`
+      t.equal((await withRefresh.inject({ url: '/me', headers: { cookie: plainToken } })).json().code, 'TOKEN_INVALID', 'no sid: refused with refresh on')
+      t.equal((await plain.inject({ url: '/me', headers: { cookie: old } })).json().code, 'TOKEN_INVALID', 'a sid: refused with refresh off')
+      t.equal((await withRefresh.inject({ url: '/me', headers: { cookie: old } })).statusCode, 200)
+    })
+
     t.test('a bad access cookie is still cleared in refresh mode; an expired one is not', async (t) => {
       const app = await testApp(t, testDb, { env: REFRESH })
       const res = await app.inject({ url: '/me', headers: { cookie: 'token=not.a.token' } })
