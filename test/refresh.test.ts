@@ -111,7 +111,8 @@ for (const kind of dbKinds) {
     })
 
     t.test('rotation: the token is spent, both cookies renewed, the login\'s end unmoved', async (t) => {
-      const app = await testApp(t, testDb, { env: REFRESH })
+      const logs = captureLogs()
+      const app = await testApp(t, testDb, { env: REFRESH, logs })
       const first = await signIn(app, demo.sergey)
       const loginId = sidOf(first.access)
       const before = await loginRow(loginId)
@@ -142,6 +143,8 @@ for (const kind of dbKinds) {
       t.equal(new Date(after!.expires_at).toISOString(), new Date(before!.expires_at).toISOString(), 'its absolute end did not move')
       t.equal((await app.inject({ url: '/me', headers: { cookie: next.access } })).statusCode, 200)
       t.equal((await refresh(app, next.refresh)).statusCode, 200, 'the replacement refreshes in turn')
+      t.same(logs.lines().filter((l) => l.audit === 'refresh').map((l) => [l.staffId, l.loginId]), [[4, loginId], [4, loginId]], 'an audit event per refresh')
+      t.notOk(logs.text().includes(valueOf(first.refresh)), 'without the token')
     })
 
     t.test('database work: none per GET /me, one statement per refresh', async (t) => {
