@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Account, AuthStrategy, LoginResult, Principal } from '../src/auth/types.js'
+import type { Account, AuthStrategy, LoginContext, LoginResult, Principal, RevokedCredential } from '../src/auth/types.js'
 import { rate } from '../src/config.js'
 import { DatabaseUnavailableError } from '../src/db/database.js'
 import { dummyPasswordHash, normaliseUsername, verifyPassword } from '../src/passwords.js'
@@ -20,12 +20,42 @@ declare module 'fastify' {
       strategy: AuthStrategy
       login(request: FastifyRequest, reply: FastifyReply, username: string, password: string): Promise<LoginResult>
       logout(request: FastifyRequest, reply: FastifyReply): Promise<void>
+      /** POST /refresh (JWT_REFRESH=on): spends the refresh cookie for new cookies. */
+      refresh(request: FastifyRequest, reply: FastifyReply): Promise<RefreshResult>
+      /** GET /sessions: the caller's live logins, newest first. */
+      listLogins(request: FastifyRequest): Promise<LoginListing[]>
+      /** DELETE /sessions/:id: ends one of the caller's logins; 404 when it is not theirs. */
+      endLogin(request: FastifyRequest, reply: FastifyReply, loginId: string): Promise<void>
     }
   }
   interface FastifyRequest {
     /** Set by `authenticate`; null on routes without authentication. */
     principal: Principal | null
   }
+}
+
+export interface RefreshResult extends LoginResult {
+  refreshExpiresAt: string
+}
+
+export interface LoginListing {
+  id: string
+  createdAt: string
+  lastUsedAt: string
+  expiresAt: string
+  userAgent: string | null
+  ip: string | null
+  /** The login this request was made with. */
+  current: boolean
+}
+
+const USER_AGENT_KEPT = 200
+
+/** Kept with a login so its owner can tell their logins apart in GET /sessions. */
+function loginContext (request: FastifyRequest): LoginContext {
+  const userAgent = request.headers['user-agent']
+  // By code point, so a cut never splits a surrogate pair.
+  return { userAgent: userAgent === undefined || userAgent === '' ? null : Array.from(userAgent).slice(0, USER_AGENT_KEPT).join(''), ip: request.ip }
 }
 
 interface PresentedCredential {
@@ -79,7 +109,9 @@ export default fp(async function auth (app) {
       } catch (err) {
         if (err instanceof AppError) {
           request.log.info({ audit: 'credential_refused', code: err.code, from: credential.from }, 'credential refused')
-          throw new AppError(err.statusCode, err.code, err.message, credential.from === 'cookie')
+          // With refresh an expired access cookie stays: it still names the login for POST /logout.
+          const keep = strategy.keepsExpiredCookie && err.code === 'TOKEN_EXPIRED'
+          throw new AppError(err.statusCode, err.code, err.message, credential.from === 'cookie' && !keep)
         }
         throw err
       }
@@ -124,29 +156,107 @@ export default fp(async function auth (app) {
     }
     // No fixation: whatever credential came with the request is ended, a new one issued.
     await endPresented(request)
-    const issued = await strategy.issue(account)
+    const issued = await strategy.issue(account, loginContext(request))
     reply.setAuthCookie(issued.value, issued.maxAgeSeconds)
+    if (issued.refresh !== undefined) reply.setRefreshCookie(issued.refresh.value, issued.refresh.maxAgeSeconds)
     request.log.info({ audit: 'login_success', staffId: account.staffId, username: account.username }, 'login succeeded')
-    return { staffId: account.staffId, username: account.username, role: account.role, expiresAt: issued.expiresAt.toISOString() }
+    return {
+      staffId: account.staffId,
+      username: account.username,
+      role: account.role,
+      expiresAt: issued.expiresAt.toISOString(),
+      ...(issued.refresh !== undefined ? { refreshExpiresAt: issued.refresh.expiresAt.toISOString() } : {})
+    }
   }
 
-  async function endPresented (request: FastifyRequest): Promise<number | undefined> {
+  function logEnded (request: FastifyRequest, ended: RevokedCredential | undefined, why: string): void {
+    if (ended?.loginId !== undefined) request.log.info({ audit: 'session_end', staffId: ended.staffId, loginId: ended.loginId, why }, 'login ended')
+  }
+
+  async function endPresented (request: FastifyRequest): Promise<RevokedCredential | undefined> {
     const credential = presentedCredential(request, strategy)
-    return credential === undefined ? undefined : await strategy.revoke(credential.value)
+    const ended = credential === undefined ? undefined : await strategy.revoke(credential.value)
+    logEnded(request, ended, 'logout')
+    return ended
+  }
+
+  function clearCookies (reply: FastifyReply): void {
+    reply.clearAuthCookie()
+    if (strategy.refresh !== undefined) reply.clearRefreshCookie()
   }
 
   async function logout (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     try {
-      const staffId = await endPresented(request)
-      request.log.info({ audit: 'logout', staffId }, 'logout')
+      let ended = await endPresented(request)
+      // The refresh cookie goes to /refresh only, but a non-browser client may send it here.
+      const refreshToken = request.refreshCookie()
+      if (strategy.refresh !== undefined && refreshToken !== undefined) {
+        const byRefresh = await strategy.refresh.revoke(refreshToken)
+        logEnded(request, byRefresh, 'logout')
+        ended ??= byRefresh
+      }
+      request.log.info({ audit: 'logout', staffId: ended?.staffId }, 'logout')
     } catch (err) {
       // The browser forgets the credential even when the server could not record the logout.
-      if (err instanceof DatabaseUnavailableError) reply.clearAuthCookie()
+      if (err instanceof DatabaseUnavailableError) clearCookies(reply)
       throw err
     }
-    reply.clearAuthCookie()
+    clearCookies(reply)
     reply.header('clear-site-data', '"cookies"')
   }
 
-  app.decorate('auth', { strategy, login, logout })
+  async function refresh (request: FastifyRequest, reply: FastifyReply): Promise<RefreshResult> {
+    const renewal = strategy.refresh
+    const refreshToken = request.refreshCookie()
+    if (renewal === undefined || refreshToken === undefined) throw new AppError(401, 'REFRESH_INVALID', 'no refresh cookie: log in again')
+    const result = await renewal.renew(refreshToken)
+    switch (result.outcome) {
+      case 'rotated': {
+        const { account, loginId, credential } = result
+        reply.setAuthCookie(credential.value, credential.maxAgeSeconds)
+        reply.setRefreshCookie(credential.refresh.value, credential.refresh.maxAgeSeconds)
+        request.log.info({ audit: 'refresh', staffId: account.staffId, loginId }, 'refreshed')
+        return {
+          staffId: account.staffId,
+          username: account.username,
+          role: account.role,
+          expiresAt: credential.expiresAt.toISOString(),
+          refreshExpiresAt: credential.refresh.expiresAt.toISOString()
+        }
+      }
+      case 'race':
+        request.log.info({ audit: 'refresh_race', staffId: result.staffId, loginId: result.loginId }, 'refresh token just spent by another request')
+        throw new AppError(409, 'REFRESH_RACE', 'this refresh token was just spent by another request: retry with the cookie you now hold')
+      case 'reused':
+        request.log.warn({ audit: 'refresh_reuse', staffId: result.staffId, loginId: result.loginId }, 'spent refresh token presented again: login ended')
+        logEnded(request, result, 'reuse')
+        throw new AppError(401, 'REFRESH_REUSED', 'this refresh token was already spent: the login has been ended, log in again', true, true)
+      case 'invalid':
+        throw new AppError(401, 'REFRESH_INVALID', 'the refresh token is unknown, expired or its login ended: log in again', true, true)
+    }
+  }
+
+  async function listLogins (request: FastifyRequest): Promise<LoginListing[]> {
+    const principal = request.principal!
+    const logins = await strategy.logins!.list(principal.staffId)
+    return logins.map((login) => ({
+      id: login.id,
+      createdAt: login.createdAt.toISOString(),
+      lastUsedAt: login.lastUsedAt.toISOString(),
+      expiresAt: login.expiresAt.toISOString(),
+      userAgent: login.userAgent,
+      ip: login.ip,
+      current: login.id === principal.loginId
+    }))
+  }
+
+  async function endLogin (request: FastifyRequest, reply: FastifyReply, loginId: string): Promise<void> {
+    const principal = request.principal!
+    // Someone else's id answers exactly like an unknown one.
+    if (!await strategy.logins!.end(principal.staffId, loginId, 'ended_by_owner')) throw new AppError(404, 'NOT_FOUND', 'no such login of yours')
+    logEnded(request, { staffId: principal.staffId, loginId }, 'ended_by_owner')
+    if (loginId === principal.loginId) clearCookies(reply)
+  }
+
+  app.decorate('auth', { strategy, login, logout, refresh, listLogins, endLogin })
 }, { name: 'tokenlab-auth', dependencies: ['tokenlab-config', 'tokenlab-database', 'tokenlab-cookie', '@fastify/rate-limit'] })

@@ -11,7 +11,7 @@ export const errorCodes = [
   'BAD_REQUEST', 'BAD_CREDENTIALS', 'UNAUTHENTICATED', 'TOKEN_EXPIRED', 'TOKEN_INVALID',
   'SESSION_INVALID', 'FORBIDDEN', 'FORBIDDEN_ORIGIN', 'NOT_FOUND', 'METHOD_NOT_ALLOWED',
   'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'TOO_MANY_REQUESTS', 'URI_TOO_LONG',
-  'UNAVAILABLE', 'INTERNAL'
+  'UNAVAILABLE', 'INTERNAL', 'REFRESH_INVALID', 'REFRESH_REUSED', 'REFRESH_RACE'
 ] as const
 export type ErrorCode = typeof errorCodes[number]
 
@@ -21,7 +21,9 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     message: string,
     /** A 401 for a presented-but-unusable cookie also clears that cookie. */
-    readonly clearsCookie = false
+    readonly clearsCookie = false,
+    /** A refresh refused for good also clears the refresh cookie. */
+    readonly clearsRefreshCookie = false
   ) {
     super(message)
   }
@@ -104,6 +106,7 @@ export default fp(async function errors (app) {
     if (known.statusCode >= 500) request.log.error({ err }, known.message)
     else request.log.info({ code: known.code, reason: err.message }, 'request refused')
     if (known.clearsCookie) reply.clearAuthCookie()
+    if (known.clearsRefreshCookie) reply.clearRefreshCookie()
     return reply.code(known.statusCode).send(errorBody(known.statusCode, known.code, known.message))
   })
 

@@ -9,7 +9,8 @@ import type { FastifyInstance } from 'fastify'
 import { list, resolveJwtSecret, seconds } from '../src/config.js'
 import { schedulePurge } from '../src/purge.js'
 import type { Role } from '../src/db/queries.js'
-import type { Account, AuthStrategy, Principal } from '../src/auth/types.js'
+import { createLoginStore, loginIdPattern, type LoginStore } from '../src/auth/logins.js'
+import type { Account, AuthStrategy, IssuedCredential, IssuedRefreshToken, LoginContext, Principal } from '../src/auth/types.js'
 import { AppError } from './errors.js'
 
 // fast-jwt takes clockTolerance in milliseconds (maxAge and expiresIn in seconds).
@@ -43,6 +44,8 @@ export interface TokenClaims {
   readonly exp: number
   readonly iss: string
   readonly aud: string
+  /** With refresh: the login's public id. */
+  readonly sid?: string
 }
 
 /**
@@ -83,12 +86,15 @@ export class VerifiedTokens {
 }
 
 const principalOf = (claims: TokenClaims): Principal =>
-  ({ staffId: claims.staffId, username: claims.username, role: claims.role, expiresAt: new Date(claims.exp * 1000) })
+  ({ staffId: claims.staffId, username: claims.username, role: claims.role, expiresAt: new Date(claims.exp * 1000), loginId: claims.sid })
+
+/** Whole seconds from now to `end`, never negative: a cookie's Max-Age. */
+const secondsUntil = (end: Date): number => Math.max(0, Math.floor((end.getTime() - Date.now()) / 1000))
 
 const invalid = (why: string) => new AppError(401, 'TOKEN_INVALID', `the token is not valid: ${why}`)
 
 /** Claims are checked after the signature: types are strict, nothing is coerced. */
-function checkClaims (payload: unknown, nowSeconds: number, lifetime: number): TokenClaims {
+function checkClaims (payload: unknown, nowSeconds: number, lifetime: number, withLogin: boolean): TokenClaims {
   const c = payload as Partial<TokenClaims>
   // fast-jwt accepts an `aud` array that merely contains ours; we issue plain strings only, matched exactly.
   if (typeof c.iss !== 'string' || typeof c.aud !== 'string') throw invalid('bad iss or aud')
@@ -101,6 +107,8 @@ function checkClaims (payload: unknown, nowSeconds: number, lifetime: number): T
   if (typeof c.exp !== 'number') throw invalid('bad exp')
   // maxAge only caps the age from iat: a far-future exp would still pass for an hour and be reported as expiresAt.
   if (c.exp - c.iat > lifetime) throw invalid('lifetime too long')
+  // With refresh every access token names its login; without, none does.
+  if (withLogin ? typeof c.sid !== 'string' || !loginIdPattern.test(c.sid) : c.sid !== undefined) throw invalid('bad sid')
   return c as TokenClaims
 }
 
@@ -117,20 +125,34 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
     if (!keys.has(kid)) keys.set(kid, previous)
   }
 
+  const refresh = config.JWT_REFRESH === 'on'
+  const verifyOptions = {
+    algorithms: ['HS256' as const],
+    allowedIss: config.JWT_ISSUER,
+    allowedAud: config.JWT_AUDIENCE,
+    // fast-jwt skips the iss/aud/exp checks when the claim is absent: require them all.
+    requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub', 'jti', 'staffId', 'username', 'role'],
+    clockTolerance: CLOCK_TOLERANCE_MS
+  }
   for (const [kid, key] of keys) {
+    // With refresh, logout reads the login's id from an access token that may
+    // have expired: a second verifier per key, built once, checks everything but exp.
+    if (refresh) {
+      await app.register(fastifyJwt, {
+        namespace: `${kid}_expired`,
+        decoratorName: 'jwtPayload',
+        secret: key,
+        verify: { ...verifyOptions, ignoreExpiration: true }
+      })
+    }
     await app.register(fastifyJwt, {
       namespace: kid,
       decoratorName: 'jwtPayload',
       secret: key,
       sign: { algorithm: 'HS256', kid, iss: config.JWT_ISSUER, aud: config.JWT_AUDIENCE, expiresIn: lifetime },
       verify: {
-        algorithms: ['HS256'],
-        allowedIss: config.JWT_ISSUER,
-        allowedAud: config.JWT_AUDIENCE,
-        // fast-jwt skips the iss/aud/exp checks when the claim is absent: require them all.
-        requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub', 'jti', 'staffId', 'username', 'role'],
-        maxAge: lifetime,
-        clockTolerance: CLOCK_TOLERANCE_MS
+        ...verifyOptions,
+        maxAge: lifetime
         // fast-jwt's own cache stays off (docs/security.md): it hashes every
         // token to look it up, which cost as much as the rest of the hook.
         // VerifiedTokens below does that job, keyed by the token itself.
@@ -140,6 +162,7 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   const jwt = app.jwt as unknown as Record<string, JWT>
   const signer = jwt[currentKid]!
   const verifiers = new Map([...keys.keys()].map((kid) => [headerSegment(kid), jwt[kid]!]))
+  const expiredVerifiers = new Map([...keys.keys()].filter(() => refresh).map((kid) => [headerSegment(kid), jwt[`${kid}_expired`]!]))
 
   const revocation = config.JWT_REVOCATION === 'on'
   if (revocation) schedulePurge(app, 'revocations', () => app.queries.deleteExpiredRevocations())
@@ -160,25 +183,74 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       if (code === 'FAST_JWT_EXPIRED') throw new AppError(401, 'TOKEN_EXPIRED', 'the token has expired: log in again')
       throw invalid('verification failed')
     }
-    const claims = checkClaims(payload, Math.floor(Date.now() / 1000), lifetime)
+    const claims = checkClaims(payload, Math.floor(Date.now() / 1000), lifetime, refresh)
     verified.set(token, claims)
     return claims
   }
 
+  /** Every check but expiry: the claims of a token that this service signed, live or not. */
+  function decodeIgnoringExpiry (token: string): TokenClaims {
+    if (token.length > 4096) throw invalid('too long')
+    const verifier = expiredVerifiers.get(token.slice(0, token.indexOf('.')))
+    if (verifier === undefined) throw invalid('unknown key or header')
+    let payload: unknown
+    try {
+      payload = verifier.verify(token)
+    } catch {
+      throw invalid('verification failed')
+    }
+    return checkClaims(payload, Math.floor(Date.now() / 1000), lifetime, refresh)
+  }
+
+  function sign (account: Account, login?: { id: string, secondsLeft: number }): { token: string, expiresAt: Date } {
+    const payload = {
+      sub: String(account.staffId),
+      staffId: account.staffId,
+      username: account.username,
+      role: account.role,
+      jti: randomUUID(),
+      ...(login !== undefined ? { sid: login.id } : {})
+    }
+    // No access token outlives its login. Shorter tokens are signed with a
+    // signer built for the call, which only happens in a login's last minutes.
+    const token = login !== undefined && login.secondsLeft < lifetime
+      ? signer.sign(payload, { expiresIn: Math.max(1, login.secondsLeft) })
+      : signer.sign(payload)
+    const { exp } = signer.decode<TokenClaims>(token)!
+    return { token, expiresAt: new Date(exp * 1000) }
+  }
+
+  /** With refresh, both cookies live until the login's absolute end; the JWT inside expires much sooner. */
+  function withRefresh (account: Account, loginId: string, refreshToken: string, loginExpiresAt: Date): IssuedCredential & { refresh: IssuedRefreshToken } {
+    const maxAgeSeconds = secondsUntil(loginExpiresAt)
+    const { token, expiresAt } = sign(account, { id: loginId, secondsLeft: maxAgeSeconds })
+    return { value: token, expiresAt, maxAgeSeconds, refresh: { value: refreshToken, expiresAt: loginExpiresAt, maxAgeSeconds } }
+  }
+
+  const logins: LoginStore | undefined = refresh
+    ? createLoginStore(app.queries, {
+      ttlSeconds: seconds(config.REFRESH_TTL),
+      idleSeconds: seconds(config.REFRESH_IDLE_TIMEOUT),
+      graceSeconds: seconds(config.REFRESH_REUSE_GRACE),
+      accessLifetimeSeconds: lifetime,
+      // With JWT_REVOCATION=on, the revocation memory refuses an ended login's access tokens from here.
+      onLoginEnded: undefined
+    })
+    : undefined
+  if (logins !== undefined) schedulePurge(app, 'logins', () => logins.purge())
+
   return {
     name: revocation ? 'revocation' : 'jwt',
     acceptsBearer: true,
+    keepsExpiredCookie: refresh,
 
-    async issue (account: Account) {
-      const token = signer.sign({
-        sub: String(account.staffId),
-        staffId: account.staffId,
-        username: account.username,
-        role: account.role,
-        jti: randomUUID()
-      })
-      const { exp } = signer.decode<TokenClaims>(token)!
-      return { value: token, expiresAt: new Date(exp * 1000), maxAgeSeconds: lifetime }
+    async issue (account: Account, context: LoginContext) {
+      if (logins === undefined) {
+        const { token, expiresAt } = sign(account)
+        return { value: token, expiresAt, maxAgeSeconds: lifetime }
+      }
+      const login = await logins.create(account.staffId, context)
+      return withRefresh(account, login.loginId, login.refreshToken, login.expiresAt)
     },
 
     async verify (token: string): Promise<Principal> {
@@ -191,12 +263,35 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
     async revoke (token: string) {
       let claims: TokenClaims
       try {
-        claims = decode(token)
+        // With refresh an expired access token still names its login: logout ends that login.
+        claims = refresh ? decodeIgnoringExpiry(token) : decode(token)
       } catch {
         return undefined // an unusable token needs no revoking
       }
       if (revocation) await app.queries.revokeToken(claims.jti, new Date(claims.exp * 1000))
-      return claims.staffId
+      const ended = logins !== undefined && claims.sid !== undefined ? await logins.end(claims.sid, 'logout', claims.staffId) : undefined
+      return { staffId: claims.staffId, loginId: ended?.loginId }
+    },
+
+    logins: logins && {
+      list: (staffId) => logins.list(staffId),
+      end: async (staffId, loginId, why) => (await logins.endLive(staffId, loginId, why)) !== undefined,
+      endAll: async (staffId, why, exceptLoginId) => (await logins.endAllLogins(staffId, why, exceptLoginId)).length
+    },
+
+    refresh: logins && {
+      async renew (refreshToken: string) {
+        const result = await logins.refresh(refreshToken)
+        if (result.outcome !== 'rotated') return result
+        const { loginId, staffId, username, role, expiresAt } = result.login
+        const account = { staffId, username, role }
+        return { outcome: 'rotated', account, loginId, credential: withRefresh(account, loginId, result.refreshToken, expiresAt) }
+      },
+
+      async revoke (refreshToken: string) {
+        const ended = await logins.endByRefreshToken(refreshToken, 'logout')
+        return ended && { staffId: ended.staffId, loginId: ended.loginId }
+      }
     }
   }
 }

@@ -6,7 +6,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { seconds } from '../src/config.js'
 import { schedulePurge } from '../src/purge.js'
-import type { Account, AuthStrategy, Principal } from '../src/auth/types.js'
+import { newLoginId } from '../src/auth/logins.js'
+import type { Account, AuthStrategy, LoginContext, Principal } from '../src/auth/types.js'
 import { AppError } from './errors.js'
 
 const sessionIdPattern = /^[A-Za-z0-9_-]{43}$/
@@ -30,10 +31,12 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
   return {
     name: 'session',
     acceptsBearer: false,
+    keepsExpiredCookie: false,
 
-    async issue (account: Account) {
+    async issue (account: Account, context: LoginContext) {
       const sessionId = randomBytes(32).toString('base64url')
-      const expiresAt = await app.queries.createSession(idHash(sessionId)!, account.staffId, ttl)
+      // The public id, unrelated to the secret, names the session in GET /sessions.
+      const expiresAt = await app.queries.createSession(idHash(sessionId)!, account.staffId, ttl, newLoginId(), context)
       return { value: sessionId, expiresAt, maxAgeSeconds: ttl }
     },
 
@@ -43,13 +46,20 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
       const session = await app.queries.getSession(hash, idle)
       if (session === undefined) throw invalid()
       if (Date.now() - session.lastSeenAt.getTime() >= touchIntervalMs) await app.queries.touchSession(hash)
-      return { staffId: session.staffId, username: session.username, role: session.role, expiresAt: session.expiresAt }
+      return { staffId: session.staffId, username: session.username, role: session.role, expiresAt: session.expiresAt, loginId: session.publicId }
     },
 
     async revoke (sessionId: string) {
       const hash = idHash(sessionId)
       if (hash === undefined) return undefined
-      return await app.queries.deleteSession(hash)
+      const staffId = await app.queries.deleteSession(hash)
+      return staffId === undefined ? undefined : { staffId }
+    },
+
+    logins: {
+      list: (staffId) => app.queries.listSessions(staffId, idle),
+      end: (staffId, publicId) => app.queries.deleteSessionOfStaff(staffId, publicId),
+      endAll: (staffId, _why, exceptPublicId) => app.queries.deleteSessionsOfStaff(staffId, exceptPublicId)
     }
   }
 }

@@ -2,6 +2,8 @@
 // forbids it). The auth cookie is HttpOnly, so this code never sees the token:
 // it only asks the API who it is (GET /me) and lets the browser send the cookie.
 // Data from the API goes into the page with textContent only, never innerHTML.
+// Where the server hands out refresh tokens, an expired access token is
+// renewed silently (POST /refresh) and the call that met it is retried once.
 'use strict'
 
 const $ = (id) => document.getElementById(id)
@@ -19,6 +21,9 @@ const el = {
   sessionSection: $('session-section'),
   whoami: $('whoami'),
   logoutButton: $('logout-button'),
+  loginsSection: $('logins-section'),
+  loginsStatus: $('logins-status'),
+  loginsBody: $('logins-body'),
   expSection: $('experiments-section'),
   expHeading: $('exp-heading'),
   expStatus: $('exp-status'),
@@ -50,6 +55,38 @@ async function api (method, url, body) {
   return { ok: false, status: res.status, error: data ?? {}, retryAfter: res.headers.get('retry-after') }
 }
 
+let refreshing = null
+
+/**
+ * Renews the login with the refresh cookie. One refresh in flight at a time:
+ * every call that met an expired token waits for the same answer. A 409 means
+ * another tab spent the refresh token a moment ago; the cookie jar now holds
+ * its replacement, so the refresh is tried once more.
+ */
+function refreshLogin () {
+  if (refreshing === null) {
+    refreshing = (async () => {
+      let result = await api('POST', '/refresh')
+      if (result.status === 409) {
+        await new Promise((resolve) => setTimeout(resolve, 250))
+        result = await api('POST', '/refresh')
+      }
+      return result
+    })().finally(() => { refreshing = null })
+  }
+  return refreshing
+}
+
+/** An API call with the login: on TOKEN_EXPIRED, refresh and retry it once. */
+async function authed (method, url, body) {
+  const result = await api(method, url, body)
+  if (result.ok || result.error.code !== 'TOKEN_EXPIRED') return result
+  const renewed = await refreshLogin()
+  // 404: this server has no refresh; the expired token is the answer.
+  if (!renewed.ok) return renewed.status === 404 ? result : renewed
+  return api(method, url, body)
+}
+
 /** A friendly sentence for an error answer ({statusCode, code, error, message}). */
 function explain (result) {
   const { code, message } = result.error
@@ -62,6 +99,9 @@ function explain (result) {
     case 'UNAVAILABLE': return 'The database is unavailable right now; please try again shortly.'
     case 'FORBIDDEN': return `Not allowed: ${message ?? 'you may read only your own experiments'}.`
     case 'TOKEN_EXPIRED': return 'Your login has expired; please log in again.'
+    case 'REFRESH_INVALID':
+    case 'REFRESH_REUSED': return 'Your login has ended; please log in again.'
+    case 'REFRESH_RACE': return 'Your login could not be renewed; please log in again.'
     case 'UNAUTHENTICATED':
     case 'TOKEN_INVALID':
     case 'SESSION_INVALID': return 'You are not logged in (or your session has ended); please log in.'
@@ -72,8 +112,9 @@ function explain (result) {
   }
 }
 
+/** Answers that end the login as far as this page is concerned: back to the form. */
 function isAuthFailure (result) {
-  return result.status === 401
+  return result.status === 401 || result.error?.code === 'REFRESH_RACE'
 }
 
 function showCookie () {
@@ -133,7 +174,7 @@ async function showExperiments (staffId) {
   el.expSection.dataset.staffId = String(staffId)
   el.expBody.replaceChildren()
   setStatus(el.expStatus, 'Loading…')
-  const result = await api('GET', `/exp/${staffId}`)
+  const result = await authed('GET', `/exp/${staffId}`)
   if (el.expSection.dataset.staffId !== String(staffId)) return // a later click won
   if (!result.ok) {
     if (isAuthFailure(result)) return showLoggedOut(explain(result))
@@ -154,6 +195,67 @@ async function showExperiments (staffId) {
   setStatus(el.expStatus, nextCursor === null ? count : `${count} shown (the first page).`)
 }
 
+function renderLogins (logins) {
+  el.loginsBody.replaceChildren(...logins.map((login) => {
+    const tr = document.createElement('tr')
+    tr.dataset.testid = `login-row-${login.id}`
+    if (login.current) tr.className = 'current'
+    const browser = cell(tr, login.userAgent ?? 'unknown browser')
+    if (login.current) {
+      const mark = document.createElement('span')
+      mark.className = 'this-login'
+      mark.dataset.testid = 'this-login'
+      mark.textContent = ' (this one)'
+      browser.append(mark)
+    }
+    cell(tr, login.ip ?? '')
+    cell(tr, new Date(login.createdAt).toLocaleString())
+    const button = document.createElement('button')
+    button.type = 'button'
+    button.className = 'end-login'
+    button.textContent = 'End'
+    button.dataset.loginId = login.id
+    button.dataset.current = String(login.current)
+    button.dataset.testid = login.current ? 'end-this-login' : `end-login-${login.id}`
+    button.setAttribute('aria-label', login.current ? 'End this login (log out)' : `End the login from ${login.userAgent ?? 'an unknown browser'}`)
+    cell(tr, '').append(button)
+    return tr
+  }))
+}
+
+let keepsLogins = null
+
+/** Whether this server lists logins (refresh and session modes): its OpenAPI document says, without a 404 to find out. */
+async function serverKeepsLogins () {
+  if (keepsLogins === null) {
+    const result = await api('GET', '/openapi.json')
+    keepsLogins = result.ok && result.data?.paths?.['/sessions'] !== undefined
+  }
+  return keepsLogins
+}
+
+async function loadLogins () {
+  if (!await serverKeepsLogins()) return
+  const result = await authed('GET', '/sessions')
+  if (me === null) return // logged out meanwhile
+  if (!result.ok) {
+    if (isAuthFailure(result)) return showLoggedOut(explain(result))
+    setStatus(el.loginsStatus, explain(result), 'error')
+    return
+  }
+  el.loginsSection.hidden = false
+  renderLogins(result.data)
+  setStatus(el.loginsStatus, result.data.length === 1 ? 'Only this one.' : `${result.data.length} logins.`)
+}
+
+async function endLogin (loginId, current) {
+  const result = await authed('DELETE', `/sessions/${encodeURIComponent(loginId)}`)
+  if (!result.ok && isAuthFailure(result)) return showLoggedOut(explain(result))
+  if (result.ok && current) return showLoggedOut('You ended this login.')
+  if (!result.ok) setStatus(el.loginsStatus, result.status === 404 ? 'That login had already ended.' : explain(result), 'error')
+  if (me !== null) await loadLogins()
+}
+
 function showLoggedIn (principal) {
   me = principal
   el.app.dataset.state = 'logged-in'
@@ -167,13 +269,16 @@ function showLoggedIn (principal) {
   if (staffNames.size > 0) setStatus(el.staffStatus, '')
   setStaffButtons()
   showCookie()
-  return showExperiments(principal.staffId)
+  return Promise.all([showExperiments(principal.staffId), loadLogins()])
 }
 
 function showLoggedOut (message) {
   me = null
   el.app.dataset.state = 'logged-out'
   el.sessionSection.hidden = true
+  el.loginsSection.hidden = true
+  el.loginsBody.replaceChildren()
+  setStatus(el.loginsStatus, '')
   el.expSection.hidden = true
   delete el.expSection.dataset.staffId
   el.expBody.replaceChildren()
@@ -212,6 +317,13 @@ el.logoutButton.addEventListener('click', async () => {
   el.username.focus()
 })
 
+el.loginsBody.addEventListener('click', (event) => {
+  const button = event.target.closest('button.end-login')
+  if (button === null || me === null) return
+  button.disabled = true
+  endLogin(button.dataset.loginId, button.dataset.current === 'true')
+})
+
 el.staffBody.addEventListener('click', (event) => {
   const button = event.target.closest('button.show-exp')
   if (button !== null && me !== null) showExperiments(Number(button.dataset.staffId))
@@ -219,7 +331,7 @@ el.staffBody.addEventListener('click', (event) => {
 
 async function start () {
   showCookie()
-  const [, who] = await Promise.all([loadStaff(), api('GET', '/me')])
+  const [, who] = await Promise.all([loadStaff(), authed('GET', '/me')])
   if (who.ok) {
     await showLoggedIn(who.data)
   } else {

@@ -2,6 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { errors, Principal } from './schemas.js'
 
+const LoggedIn = Type.Object({
+  ...Principal.properties,
+  refreshExpiresAt: Type.Optional(Type.String({ format: 'date-time', description: "with refresh: the login's absolute end" }))
+}, { additionalProperties: false })
+
 const LoginBody = Type.Object({
   // No control characters (C0, DEL); compared case-insensitively after NFC.
   username: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f]+$' }),
@@ -13,9 +18,10 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/login', {
     schema: {
       summary: 'Log in: sets the auth cookie',
+      description: 'With refresh on, also sets the refresh cookie (Path=/refresh) and the body adds refreshExpiresAt.',
       tags: ['auth'],
       body: LoginBody,
-      response: { 200: Principal, ...errors(400, 401, 403, 413, 415, 429, 503) }
+      response: { 200: LoggedIn, ...errors(400, 401, 403, 413, 415, 429, 503) }
     }
   }, async (request, reply) => {
     return app.auth.login(request, reply, request.body.username, request.body.password)
@@ -24,6 +30,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/logout', {
     schema: {
       summary: 'Log out: ends the session or revokes the token where the mode allows, and clears the cookie',
+      description: 'With refresh on, ends the whole login named by the access cookie (even an expired one) or the refresh cookie, and clears both cookies. 204 with or without a cookie.',
       tags: ['auth'],
       response: { 204: Type.Null(), ...errors(403, 503) }
     }

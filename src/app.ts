@@ -16,6 +16,8 @@ import staticPagePlugin from '../plugins/static-page.js'
 import authRoutes from '../routes/auth.js'
 import experimentRoutes from '../routes/experiments.js'
 import healthRoutes from '../routes/health.js'
+import refreshRoutes from '../routes/refresh.js'
+import sessionRoutes from '../routes/sessions.js'
 import staffRoutes from '../routes/staff.js'
 import { loadConfig, requireSigningKey, trustProxy, type ConfigSource } from './config.js'
 import type { Database } from './db/database.js'
@@ -79,6 +81,9 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
   await app.register(staffRoutes)
   await app.register(authRoutes)
   await app.register(experimentRoutes)
+  // Modes that keep logins on the server; elsewhere these routes do not exist (404).
+  if (app.config.JWT_REFRESH === 'on') await app.register(refreshRoutes)
+  if (app.auth.strategy.logins !== undefined) await app.register(sessionRoutes)
   await app.register(staticPagePlugin)
 
   return app

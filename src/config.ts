@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
 
-const duration = (dflt: string) => Type.String({ pattern: '^[0-9]{1,9}[smhd]?$', default: dflt })
+const durationPattern = '^[0-9]{1,9}[smhd]?$'
+const duration = (dflt: string) => Type.String({ pattern: durationPattern, default: dflt })
 const csv = Type.String({ default: '' })
 
 export const configSchema = Type.Object({
@@ -20,10 +21,16 @@ export const configSchema = Type.Object({
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   JWT_SECRET_FILE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_PREVIOUS_SECRETS: csv,
-  JWT_EXPIRES_IN: duration('1h'),
+  // No schema default: it depends on JWT_REFRESH (checkConfig fills it in).
+  JWT_EXPIRES_IN: Type.Optional(Type.String({ pattern: durationPattern })),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'tokenlab' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'tokenlab' }),
   JWT_REVOCATION: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off' }),
+  JWT_REFRESH: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off' }),
+  REFRESH_TTL: duration('7d'),
+  REFRESH_IDLE_TIMEOUT: duration('1d'),
+  REFRESH_REUSE_GRACE: duration('10s'),
+  REFRESH_COOKIE_NAME: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'refresh' }),
   SESSION_TTL: duration('1h'),
   SESSION_IDLE_TIMEOUT: duration('30m'),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
@@ -37,7 +44,13 @@ export const configSchema = Type.Object({
   INSTANCE_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{0,64}$', default: '' })
 }, { additionalProperties: false })
 
-export type Config = Static<typeof configSchema>
+type ValidatedConfig = Static<typeof configSchema>
+
+/** The validated configuration with the defaults that depend on other variables filled in. */
+export type Config = ValidatedConfig & { JWT_EXPIRES_IN: string }
+
+/** Access token lifetime when JWT_EXPIRES_IN is unset: short when a refresh token renews it. */
+export const defaultAccessLifetime = (refresh: ValidatedConfig['JWT_REFRESH']): string => refresh === 'on' ? '5m' : '1h'
 
 export class ConfigError extends Error {}
 
@@ -75,10 +88,34 @@ export function cookieSecure (config: Config): boolean {
   return config.COOKIE_SECURE ?? (config.NODE_ENV === 'production' || config.COOKIE_NAME.startsWith('__Host-'))
 }
 
-/** Checks that need more than one variable; throws one line naming the variable. */
-export function checkConfig (config: Config): Config {
+/** The refresh cookie's Secure attribute: forced by a `__Secure-` name. */
+export function refreshCookieSecure (config: Config): boolean {
+  return config.REFRESH_COOKIE_NAME.startsWith('__Secure-') || cookieSecure(config)
+}
+
+/**
+ * Checks that need more than one variable; throws one line naming the
+ * variable. Fills in JWT_EXPIRES_IN when unset (in place: @fastify/env has
+ * already decorated the app with this object).
+ */
+export function checkConfig (validated: ValidatedConfig): Config {
+  validated.JWT_EXPIRES_IN ??= defaultAccessLifetime(validated.JWT_REFRESH)
+  const config = validated as Config
   if (config.COOKIE_NAME.startsWith('__Host-') && config.COOKIE_SECURE === false) {
     throw new ConfigError('COOKIE_SECURE: must not be false with a __Host- cookie name')
+  }
+  if (config.JWT_REFRESH === 'on' && config.AUTH_MODE === 'session') {
+    throw new ConfigError('JWT_REFRESH: must be off with AUTH_MODE=session (sessions are renewed server-side)')
+  }
+  // A __Host- cookie must have Path=/; the refresh cookie's Path is /refresh.
+  if (config.REFRESH_COOKIE_NAME.startsWith('__Host-')) {
+    throw new ConfigError('REFRESH_COOKIE_NAME: must not start with __Host- (the refresh cookie\'s Path is /refresh); use __Secure-')
+  }
+  if (config.REFRESH_COOKIE_NAME.startsWith('__Secure-') && config.COOKIE_SECURE === false) {
+    throw new ConfigError('COOKIE_SECURE: must not be false with a __Secure- refresh cookie name')
+  }
+  if (config.REFRESH_COOKIE_NAME === config.COOKIE_NAME) {
+    throw new ConfigError('REFRESH_COOKIE_NAME: must differ from COOKIE_NAME')
   }
   for (const key of list(config.JWT_PREVIOUS_SECRETS)) {
     if (key.length < 32) throw new ConfigError('JWT_PREVIOUS_SECRETS: every key must be at least 32 characters')
@@ -86,7 +123,7 @@ export function checkConfig (config: Config): Config {
   for (const origin of list(config.CORS_ORIGINS)) {
     if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new ConfigError(`CORS_ORIGINS: not an origin (scheme://host[:port]): ${origin}`)
   }
-  for (const name of ['JWT_EXPIRES_IN', 'SESSION_TTL', 'SESSION_IDLE_TIMEOUT'] as const) {
+  for (const name of ['JWT_EXPIRES_IN', 'SESSION_TTL', 'SESSION_IDLE_TIMEOUT', 'REFRESH_TTL', 'REFRESH_IDLE_TIMEOUT'] as const) {
     if (seconds(config[name]) < 1) throw new ConfigError(`${name}: must be at least one second`)
   }
   return config

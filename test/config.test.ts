@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
-import { ConfigError, cookieSecure, loadConfig, rate, requireSigningKey, resolveJwtSecret, seconds } from '../src/config.js'
+import { ConfigError, cookieSecure, loadConfig, rate, refreshCookieSecure, requireSigningKey, resolveJwtSecret, seconds } from '../src/config.js'
 
 const load = (data: Record<string, string>) => loadConfig({ data, fromEnvironment: false })
 
@@ -71,7 +71,17 @@ t.test('a bad value is refused with a line naming the variable', async (t) => {
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: /],
     [{ CORS_ORIGINS: 'https://ok.example,*' }, /^CORS_ORIGINS: /],
     [{ JWT_PREVIOUS_SECRETS: 'short' }, /^JWT_PREVIOUS_SECRETS: /],
-    [{ NODE_ENV: 'staging' }, /^NODE_ENV: /]
+    [{ NODE_ENV: 'staging' }, /^NODE_ENV: /],
+    [{ JWT_REFRESH: 'yes' }, /^JWT_REFRESH: /],
+    [{ JWT_REFRESH: 'on', AUTH_MODE: 'session' }, /^JWT_REFRESH: must be off with AUTH_MODE=session/],
+    [{ REFRESH_TTL: 'a week' }, /^REFRESH_TTL: /],
+    [{ REFRESH_TTL: '0' }, /^REFRESH_TTL: /],
+    [{ REFRESH_IDLE_TIMEOUT: '0d' }, /^REFRESH_IDLE_TIMEOUT: /],
+    [{ REFRESH_REUSE_GRACE: '-5s' }, /^REFRESH_REUSE_GRACE: /],
+    [{ REFRESH_COOKIE_NAME: 're fresh' }, /^REFRESH_COOKIE_NAME: /],
+    [{ REFRESH_COOKIE_NAME: '__Host-refresh' }, /^REFRESH_COOKIE_NAME: must not start with __Host-/],
+    [{ REFRESH_COOKIE_NAME: '__Secure-refresh', COOKIE_SECURE: 'false' }, /^COOKIE_SECURE: /],
+    [{ REFRESH_COOKIE_NAME: 'token' }, /^REFRESH_COOKIE_NAME: must differ from COOKIE_NAME/]
   ]
   for (const [data, pattern] of cases) {
     let error: unknown
@@ -80,6 +90,21 @@ t.test('a bad value is refused with a line naming the variable', async (t) => {
     t.match((error as Error).message, pattern, JSON.stringify(data))
     t.notMatch((error as Error).message, /\n/, 'one line')
   }
+})
+
+t.test('refresh settings: defaults, and the access lifetime that follows JWT_REFRESH', async (t) => {
+  t.match(load({}), { JWT_REFRESH: 'off', REFRESH_TTL: '7d', REFRESH_IDLE_TIMEOUT: '1d', REFRESH_REUSE_GRACE: '10s', REFRESH_COOKIE_NAME: 'refresh', JWT_EXPIRES_IN: '1h' })
+  t.equal(load({ JWT_REFRESH: 'on' }).JWT_EXPIRES_IN, '5m', 'short access tokens when a refresh token renews them')
+  t.equal(load({ JWT_REFRESH: 'on', JWT_EXPIRES_IN: '90s' }).JWT_EXPIRES_IN, '90s', 'an explicit lifetime wins')
+  t.equal(load({ JWT_REFRESH: 'off', JWT_EXPIRES_IN: '15m' }).JWT_EXPIRES_IN, '15m')
+  t.equal(seconds(load({}).REFRESH_TTL), 7 * 86400)
+  t.equal(load({ REFRESH_REUSE_GRACE: '0' }).REFRESH_REUSE_GRACE, '0', 'no grace at all is allowed')
+  t.equal(refreshCookieSecure(load({ REFRESH_COOKIE_NAME: '__Secure-refresh' })), true, 'a __Secure- name forces Secure')
+  t.equal(refreshCookieSecure(load({})), false, 'not Secure in development otherwise')
+})
+
+t.test('the app refuses refresh with session mode, naming the variable', async (t) => {
+  await t.rejects(buildApp({ fromEnvironment: false, data: { DATA_DIR: 'memory://', LOG_LEVEL: 'silent', AUTH_MODE: 'session', JWT_REFRESH: 'on' } }), /^JWT_REFRESH: /)
 })
 
 t.test('production without JWT_SECRET refuses to start; JWT_SECRET_FILE is read', async (t) => {

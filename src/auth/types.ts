@@ -1,7 +1,7 @@
 // The types every authentication strategy shares. They live apart from the
 // wiring (plugins/auth.ts) so that the strategies and the wiring do not
 // import each other.
-import type { Role } from '../db/queries.js'
+import type { LoginEndReason, LoginMetadata, LoginSummary, Role } from '../db/queries.js'
 
 /** Who is calling, as every strategy reports it. */
 export interface Principal {
@@ -9,6 +9,8 @@ export interface Principal {
   username: string
   role: Role
   expiresAt: Date
+  /** The public id of the login or session this credential belongs to, where the mode has one. */
+  loginId?: string | undefined
 }
 
 export interface Account {
@@ -21,6 +23,40 @@ export interface IssuedCredential {
   value: string
   expiresAt: Date
   maxAgeSeconds: number
+  /** With refresh: the login's refresh token, which lives until the login's absolute end. */
+  refresh?: IssuedRefreshToken | undefined
+}
+
+export interface IssuedRefreshToken {
+  value: string
+  /** The login's absolute end. */
+  expiresAt: Date
+  maxAgeSeconds: number
+}
+
+/** What logout ended: whose, and which login where the mode names one. */
+export interface RevokedCredential {
+  staffId: number
+  loginId?: string | undefined
+}
+
+/** Where the request came from, kept with a login so its owner can recognise it. */
+export type LoginContext = LoginMetadata
+
+/** The answer to POST /refresh. */
+export type RefreshOutcome =
+  | { outcome: 'rotated', account: Account, loginId: string, credential: IssuedCredential & { refresh: IssuedRefreshToken } }
+  | { outcome: 'race', loginId: string, staffId: number }
+  | { outcome: 'reused', loginId: string, staffId: number }
+  | { outcome: 'invalid' }
+
+/** A person's own logins: GET /sessions and DELETE /sessions/:id (refresh and session modes). */
+export interface ManagedLogins {
+  list(staffId: number): Promise<LoginSummary[]>
+  /** Ends one of the staff member's live logins; false when it is unknown or someone else's. */
+  end(staffId: number, loginId: string, why: LoginEndReason): Promise<boolean>
+  /** Ends every login of the staff member's except `exceptLoginId`; returns how many ended. */
+  endAll(staffId: number, why: LoginEndReason, exceptLoginId?: string): Promise<number>
 }
 
 export interface AuthStrategy {
@@ -28,11 +64,21 @@ export interface AuthStrategy {
   readonly name: 'jwt' | 'revocation' | 'session'
   /** Whether `Authorization: Bearer` is accepted after the cookie (jwt mode only). */
   readonly acceptsBearer: boolean
-  issue(account: Account): Promise<IssuedCredential>
+  /** Whether an access token's expiry leaves the cookie in place (it still names the login for logout). */
+  readonly keepsExpiredCookie: boolean
+  issue(account: Account, context: LoginContext): Promise<IssuedCredential>
   /** Resolves the credential or throws a 401 AppError (or DatabaseUnavailableError). */
   verify(credential: string): Promise<Principal>
-  /** Ends the credential server-side where the strategy can; silent for unusable ones. Returns its staffId when known. */
-  revoke(credential: string): Promise<number | undefined>
+  /** Ends the credential server-side where the strategy can; silent for unusable ones. */
+  revoke(credential: string): Promise<RevokedCredential | undefined>
+  /** Present in modes where a person can list and end their logins. */
+  readonly logins?: ManagedLogins | undefined
+  /** Present with refresh tokens (jwt + JWT_REFRESH=on). */
+  readonly refresh?: {
+    renew(refreshToken: string): Promise<RefreshOutcome>
+    /** Logout by the refresh cookie, where a client sends it. */
+    revoke(refreshToken: string): Promise<RevokedCredential | undefined>
+  } | undefined
 }
 
 export interface LoginResult {
@@ -40,4 +86,6 @@ export interface LoginResult {
   username: string
   role: Role
   expiresAt: string
+  /** With refresh: the login's absolute end. */
+  refreshExpiresAt?: string
 }

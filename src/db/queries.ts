@@ -30,7 +30,60 @@ export interface SessionRow {
   role: Role
   expiresAt: Date
   lastSeenAt: Date
+  /** The public handle shown by GET /sessions. */
+  publicId: string
 }
+
+/** What a person sees of one of their logins (refresh mode) or sessions (session mode). */
+export interface LoginSummary {
+  id: string
+  createdAt: Date
+  lastUsedAt: Date
+  expiresAt: Date
+  userAgent: string | null
+  ip: string | null
+}
+
+export type LoginEndReason = 'logout' | 'ended_by_owner' | 'reuse' | 'password_change' | 'logout_everywhere' | 'expiry'
+
+export interface LoginMetadata {
+  /** Already cut to 200 characters. */
+  userAgent: string | null
+  ip: string | null
+}
+
+/** A login whose refresh token was just spent, with the staff row read in the same statement. */
+export interface RotatedLogin {
+  loginId: string
+  staffId: number
+  username: string
+  role: Role
+  expiresAt: Date
+}
+
+/** A refresh token that could not be spent, and what its login looks like now. */
+export interface PresentedRefreshToken {
+  loginId: string
+  staffId: number
+  spent: boolean
+  /** Spent less than the grace ago. */
+  withinGrace: boolean
+  /** Its replacement is still unspent: it is the token spent most recently in its login. */
+  latestSpent: boolean
+  ended: boolean
+  /** Within both the absolute and the idle lifetime. */
+  live: boolean
+}
+
+export interface EndedLogin {
+  loginId: string
+  staffId: number
+  expiresAt: Date
+}
+
+const toDate = (value: Date | string): Date => new Date(value)
+const summary = (row: LoginSummary): LoginSummary =>
+  ({ ...row, createdAt: toDate(row.createdAt), lastUsedAt: toDate(row.lastUsedAt), expiresAt: toDate(row.expiresAt) })
 
 export function createQueries (db: Queryable) {
   return {
@@ -76,11 +129,12 @@ export function createQueries (db: Queryable) {
     },
 
     // Sessions: ids are looked up and stored by SHA-256 only.
-    async createSession (idHash: Buffer, staffId: number, ttlSeconds: number): Promise<Date> {
+    async createSession (idHash: Buffer, staffId: number, ttlSeconds: number, publicId: string, metadata: LoginMetadata): Promise<Date> {
       const rows = await db.query<{ expiresAt: Date }>(
-        `INSERT INTO sessions (id, staff_id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
+        `INSERT INTO sessions (id, staff_id, expires_at, public_id, user_agent, ip)
+         VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5, $6)
          RETURNING expires_at AS "expiresAt"`,
-        [idHash, staffId, ttlSeconds])
+        [idHash, staffId, ttlSeconds, publicId, metadata.userAgent, metadata.ip])
       return new Date(rows[0]!.expiresAt)
     },
 
@@ -88,7 +142,7 @@ export function createQueries (db: Queryable) {
     async getSession (idHash: Buffer, idleSeconds: number): Promise<SessionRow | undefined> {
       const rows = await db.query<SessionRow>(
         `SELECT s.staff_id AS "staffId", st.username, st.role,
-                s.expires_at AS "expiresAt", s.last_seen_at AS "lastSeenAt"
+                s.expires_at AS "expiresAt", s.last_seen_at AS "lastSeenAt", s.public_id AS "publicId"
            FROM sessions s JOIN staff st ON st.staff_id = s.staff_id
           WHERE s.id = $1 AND s.expires_at > now()
             AND s.last_seen_at > now() - make_interval(secs => $2)`,
@@ -134,6 +188,146 @@ export function createQueries (db: Queryable) {
     async countStaff (): Promise<number> {
       const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM staff')
       return rows[0]!.n
+    },
+
+    // Session mode's answers to GET /sessions and DELETE /sessions/:id.
+    async listSessions (staffId: number, idleSeconds: number): Promise<LoginSummary[]> {
+      const rows = await db.query<LoginSummary>(
+        `SELECT public_id AS id, created_at AS "createdAt", last_seen_at AS "lastUsedAt",
+                expires_at AS "expiresAt", user_agent AS "userAgent", ip
+           FROM sessions
+          WHERE staff_id = $1 AND expires_at > now() AND last_seen_at > now() - make_interval(secs => $2)
+          ORDER BY created_at DESC, public_id`,
+        [staffId, idleSeconds])
+      return rows.map(summary)
+    },
+
+    /** Deletes one of this staff member's sessions by its public id; false when there is none. */
+    async deleteSessionOfStaff (staffId: number, publicId: string): Promise<boolean> {
+      const rows = await db.query('DELETE FROM sessions WHERE staff_id = $1 AND public_id = $2 RETURNING 1', [staffId, publicId])
+      return rows.length > 0
+    },
+
+    /** Deletes a staff member's sessions, all or all but one; returns how many. */
+    async deleteSessionsOfStaff (staffId: number, exceptPublicId?: string): Promise<number> {
+      const rows = await db.query('DELETE FROM sessions WHERE staff_id = $1 AND ($2::text IS NULL OR public_id <> $2) RETURNING 1', [staffId, exceptPublicId ?? null])
+      return rows.length
+    },
+
+    // Logins with refresh tokens (JWT_REFRESH=on). Tokens are stored as SHA-256 only.
+    async createLogin (loginId: string, staffId: number, ttlSeconds: number, metadata: LoginMetadata, tokenHash: Buffer): Promise<{ createdAt: Date, expiresAt: Date }> {
+      const rows = await db.query<{ createdAt: Date, expiresAt: Date }>(
+        `WITH login AS (
+           INSERT INTO logins (id, staff_id, expires_at, user_agent, ip)
+           VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5)
+           RETURNING id, created_at, expires_at
+         ), token AS (
+           INSERT INTO refresh_tokens (hash, login_id) SELECT $6, id FROM login
+         )
+         SELECT created_at AS "createdAt", expires_at AS "expiresAt" FROM login`,
+        [loginId, staffId, ttlSeconds, metadata.userAgent, metadata.ip, tokenHash])
+      return { createdAt: toDate(rows[0]!.createdAt), expiresAt: toDate(rows[0]!.expiresAt) }
+    },
+
+    /**
+     * Spends a refresh token and stores its replacement, in one statement:
+     * the token is spent only if it is unspent and its login is live, and of
+     * two parallel statements for one token the second finds it spent (the
+     * row lock makes it wait, then re-check `spent_at IS NULL`).
+     */
+    async rotateRefreshToken (tokenHash: Buffer, replacementHash: Buffer, idleSeconds: number): Promise<RotatedLogin | undefined> {
+      const rows = await db.query<RotatedLogin>(
+        `WITH spent AS (
+           UPDATE refresh_tokens t SET spent_at = now(), replaced_by = $2
+             FROM logins l JOIN staff s ON s.staff_id = l.staff_id
+            WHERE t.hash = $1 AND t.spent_at IS NULL AND l.id = t.login_id
+              AND l.ended_at IS NULL AND l.expires_at > now()
+              AND l.last_used_at > now() - make_interval(secs => $3)
+           RETURNING t.login_id, l.staff_id, s.username, s.role, l.expires_at
+         ), replacement AS (
+           INSERT INTO refresh_tokens (hash, login_id) SELECT $2, login_id FROM spent
+         ), used AS (
+           UPDATE logins SET last_used_at = now() WHERE id IN (SELECT login_id FROM spent)
+         )
+         SELECT login_id AS "loginId", staff_id AS "staffId", username, role, expires_at AS "expiresAt" FROM spent`,
+        [tokenHash, replacementHash, idleSeconds])
+      const row = rows[0]
+      return row && { ...row, expiresAt: toDate(row.expiresAt) }
+    },
+
+    /** A refresh token that `rotateRefreshToken` did not spend: why not. */
+    async findRefreshToken (tokenHash: Buffer, idleSeconds: number, graceSeconds: number): Promise<PresentedRefreshToken | undefined> {
+      const rows = await db.query<PresentedRefreshToken>(
+        `SELECT t.login_id AS "loginId", l.staff_id AS "staffId",
+                t.spent_at IS NOT NULL AS spent,
+                coalesce(t.spent_at > now() - make_interval(secs => $3), false) AS "withinGrace",
+                EXISTS (SELECT 1 FROM refresh_tokens n WHERE n.hash = t.replaced_by AND n.spent_at IS NULL) AS "latestSpent",
+                l.ended_at IS NOT NULL AS ended,
+                (l.expires_at > now() AND l.last_used_at > now() - make_interval(secs => $2)) AS live
+           FROM refresh_tokens t JOIN logins l ON l.id = t.login_id
+          WHERE t.hash = $1`,
+        [tokenHash, idleSeconds, graceSeconds])
+      return rows[0]
+    },
+
+    /** Ends a login that has not ended yet; with `staffId`, only that staff member's. */
+    async endLogin (loginId: string, why: LoginEndReason, staffId?: number): Promise<EndedLogin | undefined> {
+      const rows = await db.query<EndedLogin>(
+        `UPDATE logins SET ended_at = now(), ended_why = $2
+          WHERE id = $1 AND ended_at IS NULL AND ($3::integer IS NULL OR staff_id = $3)
+          RETURNING id AS "loginId", staff_id AS "staffId", expires_at AS "expiresAt"`,
+        [loginId, why, staffId ?? null])
+      const row = rows[0]
+      return row && { ...row, expiresAt: toDate(row.expiresAt) }
+    },
+
+    /** Ends a staff member's login only while it is live (DELETE /sessions/:id). */
+    async endLiveLoginOfStaff (staffId: number, loginId: string, why: LoginEndReason, idleSeconds: number): Promise<EndedLogin | undefined> {
+      const rows = await db.query<EndedLogin>(
+        `UPDATE logins SET ended_at = now(), ended_why = $3
+          WHERE id = $2 AND staff_id = $1 AND ended_at IS NULL AND expires_at > now()
+            AND last_used_at > now() - make_interval(secs => $4)
+          RETURNING id AS "loginId", staff_id AS "staffId", expires_at AS "expiresAt"`,
+        [staffId, loginId, why, idleSeconds])
+      const row = rows[0]
+      return row && { ...row, expiresAt: toDate(row.expiresAt) }
+    },
+
+    /** Ends every login of a staff member that has not ended, except `exceptLoginId`. */
+    async endAllLogins (staffId: number, why: LoginEndReason, exceptLoginId?: string): Promise<EndedLogin[]> {
+      const rows = await db.query<EndedLogin>(
+        `UPDATE logins SET ended_at = now(), ended_why = $2
+          WHERE staff_id = $1 AND ended_at IS NULL AND ($3::text IS NULL OR id <> $3)
+          RETURNING id AS "loginId", staff_id AS "staffId", expires_at AS "expiresAt"`,
+        [staffId, why, exceptLoginId ?? null])
+      return rows.map((row) => ({ ...row, expiresAt: toDate(row.expiresAt) }))
+    },
+
+    /** A staff member's live logins, newest first. */
+    async listLogins (staffId: number, idleSeconds: number): Promise<LoginSummary[]> {
+      const rows = await db.query<LoginSummary>(
+        `SELECT id, created_at AS "createdAt", last_used_at AS "lastUsedAt",
+                expires_at AS "expiresAt", user_agent AS "userAgent", ip
+           FROM logins
+          WHERE staff_id = $1 AND ended_at IS NULL AND expires_at > now()
+            AND last_used_at > now() - make_interval(secs => $2)
+          ORDER BY created_at DESC, id`,
+        [staffId, idleSeconds])
+      return rows.map(summary)
+    },
+
+    /**
+     * Logins past their absolute or idle end, or ended more than a day ago,
+     * with their tokens (cascade). A deleted login's tokens are unknown,
+     * which answers the same REFRESH_INVALID as an ended one.
+     */
+    async deleteExpiredLogins (idleSeconds: number): Promise<number> {
+      const rows = await db.query(
+        `DELETE FROM logins
+          WHERE expires_at <= now() OR last_used_at <= now() - make_interval(secs => $1)
+             OR ended_at <= now() - interval '1 day'
+          RETURNING 1`, [idleSeconds])
+      return rows.length
     }
   }
 }
