@@ -16,7 +16,7 @@ interface Operation {
   description?: string
   security?: Array<Record<string, string[]>>
   parameters?: unknown[]
-  requestBody?: unknown
+  requestBody?: { content: Record<string, { example?: unknown }> }
   responses: Record<string, {
     headers?: Record<string, unknown>
     content?: Record<string, { schema?: { $ref?: string }, example?: { statusCode?: number } }>
@@ -93,8 +93,12 @@ t.test('jwt mode, default configuration', async (t) => {
       if (!name.startsWith('GET ')) {
         for (const status of ['400', '403', '413', '415']) t.ok(statuses.includes(status), `${name}: a body-taking method documents ${status}`)
       }
+      for (const [type, media] of Object.entries(operation.requestBody?.content ?? {})) t.ok(media.example, `${name}: an example ${type} body`)
       for (const [status, response] of Object.entries(operation.responses)) {
-        if (Number(status) < 400) continue
+        if (Number(status) < 400) {
+          for (const [type, media] of Object.entries(response.content ?? {})) t.ok(media.example, `${name} ${status}: an example ${type} body`)
+          continue
+        }
         const media = response.content?.['application/json']
         t.equal(media?.schema?.$ref, '#/components/schemas/Error', `${name} ${status}: the error shape`)
         t.equal(media?.example?.statusCode, Number(status), `${name} ${status}: an example`)
