@@ -9,8 +9,9 @@
 // `getExpByStaffId`); the security requirement (a route with `onRequest:
 // app.authenticate` requires a credential, `credential: 'optional'` makes it
 // optional, any other needs none); and the error responses every route of a
-// kind can give (500 always; 401 with a credential; 400 with any input; 403,
-// 413, 415 on methods that take a body; 414 with a path parameter).
+// kind can give (500 always; 401 with a credential; 400 with any input; 403
+// (the Origin check), 413 and 415 on methods that change state; 414 with a
+// path parameter).
 // test/openapi.test.ts fails for a route that does not follow it.
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
@@ -32,8 +33,9 @@ export const tags = [
   { name: 'ops', description: 'Liveness and readiness probes for load balancers and orchestrators.' }
 ]
 
-// Methods whose requests carry a body; Fastify reads none on GET and HEAD.
-const bodyMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+// Methods that change state: plugins/security.ts checks their Origin, and
+// Fastify reads their body (it reads none on GET and HEAD).
+const unsafeMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 /** `GET /exp/:staffId` -> `getExpByStaffId`, `DELETE /sessions` -> `deleteSessions`. */
 export function operationId (method: string, url: string): string {
@@ -54,9 +56,9 @@ function documentRoute (app: FastifyInstance, route: RouteOptions, bearer: boole
 
   const implied = [500]
   if (authenticated) implied.push(401)
-  const takesBody = bodyMethods.has(method)
-  if (takesBody || schema.body !== undefined || schema.querystring !== undefined || schema.params !== undefined || schema.headers !== undefined) implied.push(400)
-  if (takesBody) implied.push(403, 413, 415)
+  const unsafe = unsafeMethods.has(method)
+  if (unsafe || schema.body !== undefined || schema.querystring !== undefined || schema.params !== undefined || schema.headers !== undefined) implied.push(400)
+  if (unsafe) implied.push(403, 413, 415)
   if (route.url.includes(':')) implied.push(414)
   const response = { ...errors(...implied), ...(schema.response as Record<string, unknown> | undefined) }
   // Statuses in order, as a reader expects them.

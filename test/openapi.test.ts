@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { renderDocument } from '../plugins/openapi.js'
 import { apiTypes, documentPath, typesPath } from '../scripts/openapi.js'
-import { testApp, testDatabase } from './helpers.js'
+import { demo, login, testApp, testDatabase } from './helpers.js'
 
 interface Operation {
   operationId?: string
@@ -91,7 +91,7 @@ t.test('jwt mode, default configuration', async (t) => {
       if (needsCredential(operation)) t.ok(statuses.includes('401'), `${name}: needs a credential, so documents 401`)
       if (operation.parameters !== undefined || operation.requestBody !== undefined) t.ok(statuses.includes('400'), `${name}: takes input, so documents 400`)
       if (!name.startsWith('GET ')) {
-        for (const status of ['400', '403', '413', '415']) t.ok(statuses.includes(status), `${name}: a body-taking method documents ${status}`)
+        for (const status of ['400', '403', '413', '415']) t.ok(statuses.includes(status), `${name}: a state-changing method documents ${status}`)
       }
       for (const [type, media] of Object.entries(operation.requestBody?.content ?? {})) t.ok(media.example, `${name}: an example ${type} body`)
       for (const [status, response] of Object.entries(operation.responses)) {
@@ -116,6 +116,32 @@ t.test('jwt mode, default configuration', async (t) => {
         t.equal(res.statusCode, 401, `${name} without a credential`)
       } else {
         t.not(res.statusCode, 401, `${name} without a credential`)
+      }
+    }
+  })
+
+  t.test('the statuses the convention adds are ones a client can get', async (t) => {
+    // Logged in, so that authentication is not what answers.
+    const cookie = await login(app, demo.linda)
+    const oversized = JSON.stringify({ filler: 'x'.repeat(17 * 1024) })
+    for (const [name, operation] of operations(document)) {
+      const [method, path] = name.split(' ') as ['GET' | 'POST', string]
+      const url = path.replace(/\{[^}]+\}/g, '3')
+      const statuses = Object.keys(operation.responses)
+      const answer = async (headers: Record<string, string>, payload?: string) =>
+        (await app.inject({ method, url, headers: { cookie, ...headers }, ...(payload !== undefined ? { payload } : {}) })).json()
+      if (statuses.includes('403') && method !== 'GET') {
+        t.match(await answer({ origin: 'https://elsewhere.example' }), { statusCode: 403, code: 'FORBIDDEN_ORIGIN' }, `${name}: 403 from another origin`)
+      }
+      if (statuses.includes('413')) {
+        t.match(await answer({ 'content-type': 'application/json' }, oversized), { statusCode: 413, code: 'PAYLOAD_TOO_LARGE' }, `${name}: 413`)
+      }
+      if (statuses.includes('415')) {
+        t.match(await answer({ 'content-type': 'text/plain' }, 'hello'), { statusCode: 415, code: 'UNSUPPORTED_MEDIA_TYPE' }, `${name}: 415`)
+      }
+      if (statuses.includes('414')) {
+        const long = (await app.inject({ method, url: path.replace(/\{[^}]+\}/g, '1'.repeat(101)), headers: { cookie } })).json()
+        t.match(long, { statusCode: 414, code: 'URI_TOO_LONG' }, `${name}: 414`)
       }
     }
   })
