@@ -17,7 +17,7 @@ import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { errors } from '../routes/schemas.js'
+import { errors, originRefused } from '../routes/schemas.js'
 
 declare module 'fastify' {
   interface FastifySchema {
@@ -58,9 +58,9 @@ function documentRoute (app: FastifyInstance, route: RouteOptions, bearer: boole
   if (authenticated) implied.push(401)
   const unsafe = unsafeMethods.has(method)
   if (unsafe || schema.body !== undefined || schema.querystring !== undefined || schema.params !== undefined || schema.headers !== undefined) implied.push(400)
-  if (unsafe) implied.push(403, 413, 415)
+  if (unsafe) implied.push(413, 415)
   if (route.url.includes(':')) implied.push(414)
-  const response = { ...errors(...implied), ...(schema.response as Record<string, unknown> | undefined) }
+  const response = { ...errors(...implied), ...(unsafe ? { 403: originRefused } : {}), ...(schema.response as Record<string, unknown> | undefined) }
   // Statuses in order, as a reader expects them.
   const ordered = Object.fromEntries(Object.entries(response).sort(([a], [b]) => Number(a) - Number(b)))
 

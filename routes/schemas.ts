@@ -58,8 +58,7 @@ const retryAfter = {
 }
 
 /** One error response: the shared Error body, a description, an example, and the headers that come with it. */
-function errorResponse (statusCode: number): TSchema {
-  const known = errorStatuses[statusCode]
+function errorResponse (statusCode: number, known = errorStatuses[statusCode]): TSchema {
   return Type.Unsafe<ErrorBody>({
     description: known?.description ?? STATUS_CODES[statusCode] ?? 'Error',
     ...(statusCode === 429 ? { headers: retryAfter } : {}),
@@ -67,11 +66,18 @@ function errorResponse (statusCode: number): TSchema {
   })
 }
 
+/** The 403 of the Origin check, which every state-changing route can give (plugins/security.ts). */
+export const originRefused = errorResponse(403, {
+  description: 'FORBIDDEN_ORIGIN: a state-changing request from an origin that is neither this server nor one in CORS_ORIGINS.',
+  example: { statusCode: 403, code: 'FORBIDDEN_ORIGIN', error: 'Forbidden', message: 'cross-origin request refused' }
+})
+
 /**
  * The error responses a route can give, all in the contract's shape. 500 is
  * always included; plugins/openapi.ts adds the ones every route of a kind can
- * give (401 with `app.authenticate`; 400, 403, 413, 415 on methods with a body;
- * 414 with a path parameter), so list here what the handler itself can answer.
+ * give (401 with `app.authenticate`; 400 with input; 403, 413, 415 on methods
+ * that change state; 414 with a path parameter), so list here what the
+ * handler itself can answer.
  */
 export function errors (...statusCodes: number[]): Record<number, TSchema> {
   return Object.fromEntries([...new Set([...statusCodes, 500])].map((s) => [s, errorResponse(s)]))

@@ -474,7 +474,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description FORBIDDEN: authenticated but not allowed; FORBIDDEN_ORIGIN: a state-changing request from an origin that is neither this server nor an allowed one. */
+            /** @description FORBIDDEN_ORIGIN: a state-changing request from an origin that is neither this server nor one in CORS_ORIGINS. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -483,9 +483,9 @@ export interface operations {
                     /**
                      * @example {
                      *       "statusCode": 403,
-                     *       "code": "FORBIDDEN",
+                     *       "code": "FORBIDDEN_ORIGIN",
                      *       "error": "Forbidden",
-                     *       "message": "you may read only your own experiments"
+                     *       "message": "cross-origin request refused"
                      *     }
                      */
                     "application/json": components["schemas"]["Error"];
@@ -615,7 +615,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description FORBIDDEN: authenticated but not allowed; FORBIDDEN_ORIGIN: a state-changing request from an origin that is neither this server nor an allowed one. */
+            /** @description FORBIDDEN_ORIGIN: a state-changing request from an origin that is neither this server nor one in CORS_ORIGINS. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -624,9 +624,9 @@ export interface operations {
                     /**
                      * @example {
                      *       "statusCode": 403,
-                     *       "code": "FORBIDDEN",
+                     *       "code": "FORBIDDEN_ORIGIN",
                      *       "error": "Forbidden",
-                     *       "message": "you may read only your own experiments"
+                     *       "message": "cross-origin request refused"
                      *     }
                      */
                     "application/json": components["schemas"]["Error"];
