@@ -8,7 +8,7 @@ const LoginBody = Type.Object({
   // Taken exactly as sent: no trimming, no case change, no truncation. The
   // `password` format only tells clients to mask it; every string passes it.
   password: Type.String({ minLength: 1, maxLength: 1024, format: 'password' })
-}, { additionalProperties: false, examples: [{ username: 'linda.m', password: 'linda.m-0680' }] })
+}, { additionalProperties: false, examples: [{ username: 'linda.m', password: 'not-a-real-password' }] })
 
 // The auth cookie: named by COOKIE_NAME (default `token`).
 const setsCookie = {

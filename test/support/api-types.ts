@@ -403,7 +403,7 @@ export interface operations {
                 /**
                  * @example {
                  *       "username": "linda.m",
-                 *       "password": "linda.m-0680"
+                 *       "password": "not-a-real-password"
                  *     }
                  */
                 "application/json": {
