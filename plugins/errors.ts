@@ -29,12 +29,15 @@ export class AppError extends Error {
   }
 }
 
+// The bounds document what errorBody gives (the serializer does not check
+// them): codes of ours, Node's reason phrases, and messages of ours or Ajv's
+// about our own schemas, never a value the client sent.
 export const errorSchema = Type.Object({
-  statusCode: Type.Integer(),
-  code: Type.String(),
-  error: Type.String(),
-  message: Type.String()
-}, { $id: 'Error', additionalProperties: false })
+  statusCode: Type.Integer({ format: 'int32', minimum: 400, maximum: 599 }),
+  code: Type.String({ maxLength: 32, pattern: '^[A-Z][A-Z_]*$' }),
+  error: Type.String({ maxLength: 64, pattern: "^[A-Za-z0-9' -]+$" }),
+  message: Type.String({ maxLength: 1024, pattern: '^[^\\u0000-\\u001f\\u007f]*$' })
+}, { $id: 'Error', additionalProperties: false, description: 'Every error: the HTTP status, a stable code, the status text, and a message for people.' })
 
 export function errorBody (statusCode: number, code: string, message: string) {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }

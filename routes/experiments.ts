@@ -1,15 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AppError } from '../plugins/errors.js'
-import { errors, IdString } from './schemas.js'
+import { errors, Id, IdString } from './schemas.js'
 
 const DEFAULT_LIMIT = 100
 
+const Day = Type.String({ format: 'date', maxLength: 10 })
 const Experiment = Type.Object({
-  sampleId: Type.Integer(),
+  sampleId: Id,
+  // Free text from the database (no length limit there).
   kind: Type.String(),
-  started: Type.String({ format: 'date' }),
-  ended: Type.Union([Type.String({ format: 'date' }), Type.Null()])
+  started: Day,
+  ended: Type.Union([Day, Type.Null()])
 }, { additionalProperties: false })
 
 const experimentRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -19,18 +21,22 @@ const experimentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: "A staff member's experiments, by sampleId, a page at a time",
       description: 'Your own, or anyone\'s for role admin. `nextCursor` is the sampleId to continue after; null on the last page.',
       tags: ['experiments'],
-      params: Type.Object({ staffId: IdString }, { additionalProperties: false }),
+      params: Type.Object({ staffId: { ...IdString, description: 'Whose experiments: a positive integer in decimal, no leading zero.' } }, { additionalProperties: false }),
       querystring: Type.Object({
-        limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,2}|1000)$', description: '1..1000, default 100' })),
-        cursor: Type.Optional(IdString)
+        limit: Type.Optional(Type.String({ maxLength: 4, pattern: '^([1-9][0-9]{0,2}|1000)$', description: 'Page size, 1..1000; default 100.' })),
+        cursor: Type.Optional({ ...IdString, description: 'The `nextCursor` of the previous page.' })
       }, { additionalProperties: false }),
       response: {
         200: Type.Object({
-          staffId: Type.Integer(),
-          experiments: Type.Array(Experiment),
-          nextCursor: Type.Union([Type.String(), Type.Null()])
-        }, { additionalProperties: false }),
-        ...errors(400, 401, 403, 404, 503)
+          staffId: Id,
+          experiments: Type.Array(Experiment, { maxItems: 1000 }),
+          nextCursor: Type.Union([Type.String({ maxLength: 10, pattern: '^[1-9][0-9]{0,9}$' }), Type.Null()], { description: 'The last sampleId of this page, to pass as `cursor`; null on the last page.' })
+        }, {
+          additionalProperties: false,
+          description: 'One page of experiments, ordered by sampleId.',
+          examples: [{ staffId: 3, experiments: [{ sampleId: 3, kind: 'Sequencing', started: '2024-01-22', ended: '2024-01-26' }, { sampleId: 4, kind: 'Microscopy', started: '2024-01-29', ended: null }], nextCursor: '4' }]
+        }),
+        ...errors(403, 404, 503)
       }
     }
   }, async (request) => {
