@@ -30,6 +30,7 @@ export const tags = [
   { name: 'auth', description: 'Logging in and out, and who you are. The credential travels in an HttpOnly cookie.' },
   { name: 'experiments', description: "Staff members' experiments, a page at a time; your own, or anyone's for role admin." },
   { name: 'staff', description: 'The staff list.' },
+  { name: 'sessions', description: "A person's own logins: list them, end one (jwt with refresh, and session mode)." },
   { name: 'ops', description: 'Liveness and readiness probes for load balancers and orchestrators.' }
 ]
 
@@ -102,6 +103,16 @@ export default fp(async function openapi (app) {
             name: app.config.COOKIE_NAME,
             description: 'The HttpOnly cookie POST /login sets. It holds the signed JWT in jwt mode and an opaque random session id in session mode; browsers send it by themselves, other clients send it back as they received it.'
           },
+          ...(app.config.JWT_REFRESH === 'on'
+            ? {
+                refreshAuth: {
+                  type: 'apiKey',
+                  in: 'cookie',
+                  name: app.config.REFRESH_COOKIE_NAME,
+                  description: 'The refresh cookie POST /login sets with JWT_REFRESH=on: an opaque random token (256 bits; the server keeps only its SHA-256), HttpOnly, SameSite=Strict, sent by browsers to POST /refresh only (Path=/refresh). Each is spent by its first use; POST /refresh answers with the next.'
+                }
+              }
+            : {}),
           ...(bearer
             ? {
                 bearerAuth: {

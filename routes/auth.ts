@@ -1,11 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { errors, Principal, Username } from './schemas.js'
+import { errors, Instant, Principal, Username } from './schemas.js'
 
 const LoggedIn = Type.Object({
   ...Principal.properties,
-  refreshExpiresAt: Type.Optional(Type.String({ format: 'date-time', description: "with refresh: the login's absolute end" }))
-}, { additionalProperties: false })
+  refreshExpiresAt: Type.Optional(Instant("with refresh: the login's absolute end"))
+}, {
+  additionalProperties: false,
+  examples: [{ staffId: 3, username: 'linda.m', role: 'user', expiresAt: '2026-01-01T13:00:00.000Z' }]
+})
 
 const LoginBody = Type.Object({
   // No control characters (C0, DEL); compared case-insensitively after NFC.

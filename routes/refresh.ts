@@ -3,15 +3,18 @@
 // live in src/auth/logins.ts; this route only answers.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { errors, Role } from './schemas.js'
+import { errors, Id, Instant, Role, Username } from './schemas.js'
 
 const Refreshed = Type.Object({
-  staffId: Type.Integer({ minimum: 1 }),
-  username: Type.String(),
+  staffId: Id,
+  username: Username,
   role: Role,
-  expiresAt: Type.String({ format: 'date-time', description: 'when the new access token expires' }),
-  refreshExpiresAt: Type.String({ format: 'date-time', description: "the login's absolute end; no refresh moves it" })
-}, { additionalProperties: false })
+  expiresAt: Instant('when the new access token expires'),
+  refreshExpiresAt: Instant("the login's absolute end; no refresh moves it")
+}, {
+  additionalProperties: false,
+  examples: [{ staffId: 3, username: 'linda.m', role: 'user', expiresAt: '2026-01-01T12:05:00.000Z', refreshExpiresAt: '2026-01-08T12:00:00.000Z' }]
+})
 
 const refreshRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/refresh', {
@@ -23,6 +26,8 @@ const refreshRoutes: FastifyPluginAsyncTypebox = async (app) => {
         '401 REFRESH_REUSED: a spent token presented again; the whole login is ended and both cookies are cleared. ' +
         '409 REFRESH_RACE: the token spent most recently in its login, presented again within the grace; nothing changed, retry with the cookie now held.',
       tags: ['auth'],
+      // The refresh cookie is the credential here; a missing one is 401 REFRESH_INVALID.
+      security: [{ refreshAuth: [] }],
       response: { 200: Refreshed, ...errors(401, 403, 409, 503) }
     }
   }, async (request, reply) => {

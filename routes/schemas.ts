@@ -16,7 +16,7 @@ const errorStatuses: Record<number, { description: string, example: ErrorBody }>
     example: { statusCode: 400, code: 'BAD_REQUEST', error: 'Bad Request', message: "body must have required property 'username'" }
   },
   401: {
-    description: 'UNAUTHENTICATED (no credential), TOKEN_EXPIRED, TOKEN_INVALID or SESSION_INVALID; BAD_CREDENTIALS from a failed login. A presented cookie that cannot be used is cleared in the same response.',
+    description: 'UNAUTHENTICATED (no credential), TOKEN_EXPIRED, TOKEN_INVALID or SESSION_INVALID; BAD_CREDENTIALS from a failed login or a wrong current password; REFRESH_INVALID or REFRESH_REUSED from POST /refresh. A presented cookie that cannot be used is cleared in the same response (with refresh on, TOKEN_EXPIRED keeps the access cookie: it still names the login).',
     example: { statusCode: 401, code: 'UNAUTHENTICATED', error: 'Unauthorized', message: 'log in first: no token or session presented' }
   },
   403: {
@@ -26,6 +26,10 @@ const errorStatuses: Record<number, { description: string, example: ErrorBody }>
   404: {
     description: 'NOT_FOUND: no such resource.',
     example: { statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: 'no such staff member' }
+  },
+  409: {
+    description: 'REFRESH_RACE: the refresh token spent most recently in its login, presented again within REFRESH_REUSE_GRACE (two tabs refreshing at once); nothing changed: retry with the refresh cookie now held.',
+    example: { statusCode: 409, code: 'REFRESH_RACE', error: 'Conflict', message: 'this refresh token was just spent: retry with the refresh cookie you now hold' }
   },
   413: {
     description: 'PAYLOAD_TOO_LARGE: the body is over 16 KiB.',
@@ -90,6 +94,9 @@ export const Id = Type.Integer({ format: 'int32', minimum: 1, maximum: 214748364
 
 // What login accepts; stored usernames are the same after NFC and lower-casing.
 export const Username = Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f]+$' })
+
+/** Date#toISOString: always 24 characters. */
+export const Instant = (description?: string) => Type.String({ format: 'date-time', maxLength: 24, ...(description !== undefined ? { description } : {}) })
 
 export const Principal = Type.Object({
   staffId: Id,

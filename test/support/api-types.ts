@@ -55,7 +55,7 @@ export interface paths {
         put?: never;
         /**
          * Log in: sets the auth cookie
-         * @description Checks the username (case-insensitive, after NFC) and the password (exactly as sent). On success the credential arrives only in an HttpOnly cookie, never in the body; any credential the request carried is ended first. A wrong username and a wrong password give the same 401 BAD_CREDENTIALS. Failed logins are limited per client address and username: 429 with Retry-After.
+         * @description Checks the username (case-insensitive, after NFC) and the password (exactly as sent). On success the credential arrives only in an HttpOnly cookie, never in the body; any credential the request carried is ended first. With JWT_REFRESH=on it also sets the refresh cookie (Path=/refresh) and the body adds refreshExpiresAt. A wrong username and a wrong password give the same 401 BAD_CREDENTIALS. Failed logins are limited per client address and username, and per username: 429 with Retry-After.
          */
         post: operations["postLogin"];
         delete?: never;
@@ -75,7 +75,7 @@ export interface paths {
         put?: never;
         /**
          * Log out: ends the session or revokes the token where the mode allows, and clears the cookie
-         * @description The credential is optional: without one, or with one that is no longer usable, the answer is still 204 and the cookie is cleared. With a usable one, session mode deletes the session and `JWT_REVOCATION=on` revokes the token; plain jwt mode can only clear the cookie (a copied token works until it expires).
+         * @description The credential is optional: without one, or with one that is no longer usable, the answer is still 204 and the cookie is cleared. With a usable one, session mode deletes the session and `JWT_REVOCATION=on` revokes the token; plain jwt mode can only clear the cookie (a copied token works until it expires). With JWT_REFRESH=on it ends the whole login named by the access cookie (even an expired one) or the refresh cookie, and clears both cookies.
          */
         post: operations["postLogout"];
         delete?: never;
@@ -242,7 +242,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHENTICATED (no credential), TOKEN_EXPIRED, TOKEN_INVALID or SESSION_INVALID; BAD_CREDENTIALS from a failed login. A presented cookie that cannot be used is cleared in the same response. */
+            /** @description UNAUTHENTICATED (no credential), TOKEN_EXPIRED, TOKEN_INVALID or SESSION_INVALID; BAD_CREDENTIALS from a failed login or a wrong current password; REFRESH_INVALID or REFRESH_REUSED from POST /refresh. A presented cookie that cannot be used is cleared in the same response (with refresh on, TOKEN_EXPIRED keeps the access cookie: it still names the login). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -437,6 +437,11 @@ export interface operations {
                         role: "admin" | "user" | "viewer";
                         /** Format: date-time */
                         expiresAt: string;
+                        /**
+                         * Format: date-time
+                         * @description with refresh: the login's absolute end
+                         */
+                        refreshExpiresAt?: string;
                     };
                 };
             };
@@ -457,7 +462,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHENTICATED (no credential), TOKEN_EXPIRED, TOKEN_INVALID or SESSION_INVALID; BAD_CREDENTIALS from a failed login. A presented cookie that cannot be used is cleared in the same response. */
+            /** @description UNAUTHENTICATED (no credential), TOKEN_EXPIRED, TOKEN_INVALID or SESSION_INVALID; BAD_CREDENTIALS from a failed login or a wrong current password; REFRESH_INVALID or REFRESH_REUSED from POST /refresh. A presented cookie that cannot be used is cleared in the same response (with refresh on, TOKEN_EXPIRED keeps the access cookie: it still names the login). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -735,7 +740,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description UNAUTHENTICATED (no credential), TOKEN_EXPIRED, TOKEN_INVALID or SESSION_INVALID; BAD_CREDENTIALS from a failed login. A presented cookie that cannot be used is cleared in the same response. */
+            /** @description UNAUTHENTICATED (no credential), TOKEN_EXPIRED, TOKEN_INVALID or SESSION_INVALID; BAD_CREDENTIALS from a failed login or a wrong current password; REFRESH_INVALID or REFRESH_REUSED from POST /refresh. A presented cookie that cannot be used is cleared in the same response (with refresh on, TOKEN_EXPIRED keeps the access cookie: it still names the login). */
             401: {
                 headers: {
                     [name: string]: unknown;
