@@ -22,6 +22,9 @@ export class AppError extends Error {
   ) {
     super(message)
   }
+
+  /** Sent with the error, e.g. Retry-After on a 429. */
+  readonly headers: Record<string, string> = {}
 }
 
 export const errorSchema = Type.Object({
@@ -101,6 +104,7 @@ export default fp(async function errors (app) {
     if (known.statusCode >= 500) request.log.error({ err }, known.message)
     else request.log.info({ code: known.code, reason: err.message }, 'request refused')
     if (known.clearsCookie) reply.clearAuthCookie()
+    reply.headers(known.headers)
     return reply.code(known.statusCode).send(errorBody(known.statusCode, known.code, known.message))
   })
 

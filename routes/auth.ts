@@ -3,8 +3,8 @@ import { Type } from 'typebox'
 import { errors, Principal } from './schemas.js'
 
 const LoginBody = Type.Object({
-  // No control characters (C0, DEL); compared case-insensitively after NFC.
-  username: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f]+$' }),
+  // No control characters (C0, DEL, C1); compared case-insensitively after NFC.
+  username: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]+$' }),
   // Taken exactly as sent: no trimming, no case change, no truncation.
   password: Type.String({ minLength: 1, maxLength: 1024 })
 }, { additionalProperties: false })

@@ -32,6 +32,12 @@ export interface SessionRow {
   lastSeenAt: Date
 }
 
+export interface LoginAttemptReservation {
+  reservedAt: Date
+  attempts: number
+  retryAfterSeconds: number
+}
+
 export function createQueries (db: Queryable) {
   return {
     async ping (): Promise<void> {
@@ -134,6 +140,47 @@ export function createQueries (db: Queryable) {
     async countStaff (): Promise<number> {
       const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM staff')
       return rows[0]!.n
+    },
+
+    // The login throttle (src/auth/login-throttle.ts): one row per key, the
+    // instants of its recent failures. One statement per key and no
+    // transaction, so no two statements ever wait on each other's rows.
+    /**
+     * Records an attempt for the key now, before its password is checked,
+     * dropping instants older than the window. Returns the attempt's instant
+     * (to release it later), how many attempts the window holds with it, and
+     * the whole seconds until the window would hold fewer than `max` again.
+     */
+    async reserveLoginAttempt (username: string, clientIp: string, windowSeconds: number, max: number): Promise<LoginAttemptReservation> {
+      const rows = await db.query<LoginAttemptReservation>(
+        `INSERT INTO login_failures AS f (username, client_ip, attempts, expires_at)
+         VALUES ($1, $2, ARRAY[now()::timestamptz(3)], now() + make_interval(secs => $3))
+         ON CONFLICT (username, client_ip) DO UPDATE
+            SET attempts = ARRAY(SELECT a FROM unnest(f.attempts) AS a WHERE a > now() - make_interval(secs => $3) ORDER BY a)
+                           || now()::timestamptz(3),
+                expires_at = now() + make_interval(secs => $3)
+         RETURNING now()::timestamptz(3) AS "reservedAt",
+                   cardinality(f.attempts) AS attempts,
+                   ceil(extract(epoch FROM f.attempts[greatest(cardinality(f.attempts) - $4, 1)]
+                                           + make_interval(secs => $3) - now()))::int AS "retryAfterSeconds"`,
+        [username, clientIp, windowSeconds, max])
+      const row = rows[0]!
+      return { ...row, reservedAt: new Date(row.reservedAt) }
+    },
+
+    /** Takes back one reserved attempt (a success, or a refused attempt); a no-op once it has left the window. */
+    async releaseLoginAttempt (username: string, clientIp: string, reservedAt: Date): Promise<void> {
+      await db.query(
+        `UPDATE login_failures
+            SET attempts = attempts[:array_position(attempts, $3::timestamptz(3)) - 1]
+                           || attempts[array_position(attempts, $3::timestamptz(3)) + 1:]
+          WHERE username = $1 AND client_ip = $2 AND $3::timestamptz(3) = ANY (attempts)`,
+        [username, clientIp, reservedAt])
+    },
+
+    async deleteExpiredLoginFailures (): Promise<number> {
+      const rows = await db.query('DELETE FROM login_failures WHERE expires_at <= now() RETURNING 1')
+      return rows.length
     }
   }
 }
