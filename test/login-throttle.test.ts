@@ -160,6 +160,8 @@ for (const kind of dbKinds) {
 
     t.test('what login_failures holds: the key and the instants, nothing else', async (t) => {
       const app = await testApp(t, testDb, { env: { LOGIN_RATE_LIMIT: '5/min', LOGIN_ACCOUNT_LIMIT: '10/h' } })
+      t.equal((await attempt(app, anu.username, anu.password, '10.1.0.3')).statusCode, 200, 'a success')
+      t.same(await failureRows(testDb, anu.username), [], 'with no failure before it leaves no row')
       const started = Date.now()
       const secret = 'a-distinctive-wrong-password'
       t.equal((await attempt(app, 'ANU.V', secret, '10.1.0.3')).statusCode, 401)
@@ -193,6 +195,8 @@ for (const kind of dbKinds) {
         assertThrottled(t, res, 'a case variant from an IPv6 address', 3600)
         t.ok(Number(res.headers['retry-after']) > 3500, `Retry-After is the hour's end (${String(res.headers['retry-after'])} s)`)
         t.ok(logs.lines().some((l) => l.audit === 'login_throttled' && l.username === maria.username && JSON.stringify(l.limit) === '["account"]'), 'logged as the account limit')
+        t.same((await failureRows(testDb, maria.username)).map((r) => [r.clientIp, r.failures]), [['', 3], ['10.2.0.1', 1], ['10.2.0.2', 1], ['10.2.0.3', 1]],
+          'the refused attempts left no rows for their new addresses, and added nothing to the count')
         t.equal((await attempt(app, demo.admin.username, demo.admin.password, '10.2.0.9')).statusCode, 200, 'another username from the same address logs in')
       })
 

@@ -168,14 +168,22 @@ export function createQueries (db: Queryable) {
       return { ...row, reservedAt: new Date(row.reservedAt) }
     },
 
-    /** Takes back one reserved attempt (a success, or a refused attempt); a no-op once it has left the window. */
+    /**
+     * Takes back one reserved attempt (a success, or a refused attempt); a
+     * no-op once it has left the window. A row left empty is deleted, so only
+     * failures keep rows (unless an attempt reserved it again meanwhile).
+     */
     async releaseLoginAttempt (username: string, clientIp: string, reservedAt: Date): Promise<void> {
-      await db.query(
+      const rows = await db.query<{ left: number }>(
         `UPDATE login_failures
             SET attempts = attempts[:array_position(attempts, $3::timestamptz(3)) - 1]
                            || attempts[array_position(attempts, $3::timestamptz(3)) + 1:]
-          WHERE username = $1 AND client_ip = $2 AND $3::timestamptz(3) = ANY (attempts)`,
+          WHERE username = $1 AND client_ip = $2 AND $3::timestamptz(3) = ANY (attempts)
+          RETURNING cardinality(attempts) AS left`,
         [username, clientIp, reservedAt])
+      if (rows[0]?.left === 0) {
+        await db.query("DELETE FROM login_failures WHERE username = $1 AND client_ip = $2 AND attempts = '{}'", [username, clientIp])
+      }
     },
 
     async deleteExpiredLoginFailures (): Promise<number> {
