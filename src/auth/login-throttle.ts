@@ -45,7 +45,8 @@ function limitFrom (value: string, clientIp: (ip: string) => string): Limit | un
 
 export function createLoginThrottle (config: Pick<Config, 'LOGIN_RATE_LIMIT' | 'LOGIN_ACCOUNT_LIMIT'>, queries: Queries): LoginThrottle {
   const limits = [
-    limitFrom(config.LOGIN_RATE_LIMIT, (ip) => ip),
+    // A socket already gone has no address; never let that become the account key.
+    limitFrom(config.LOGIN_RATE_LIMIT, (ip) => ip === ALL_ADDRESSES || ip === undefined ? 'unknown' : ip),
     limitFrom(config.LOGIN_ACCOUNT_LIMIT, () => ALL_ADDRESSES)
   ].filter((limit) => limit !== undefined)
 
