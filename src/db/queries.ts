@@ -170,20 +170,21 @@ export function createQueries (db: Queryable) {
 
     /**
      * Takes back one reserved attempt (a success, or a refused attempt); a
-     * no-op once it has left the window. A row left empty is deleted, so only
-     * failures keep rows (unless an attempt reserved it again meanwhile).
+     * no-op once it has left the window. A row that held only this attempt
+     * is deleted (one statement on the usual path: a success with no
+     * failures before it), so rows are kept for failures only.
      */
     async releaseLoginAttempt (username: string, clientIp: string, reservedAt: Date): Promise<void> {
-      const rows = await db.query<{ left: number }>(
+      const deleted = await db.query(
+        'DELETE FROM login_failures WHERE username = $1 AND client_ip = $2 AND attempts = ARRAY[$3::timestamptz(3)] RETURNING 1',
+        [username, clientIp, reservedAt])
+      if (deleted.length > 0) return
+      await db.query(
         `UPDATE login_failures
             SET attempts = attempts[:array_position(attempts, $3::timestamptz(3)) - 1]
                            || attempts[array_position(attempts, $3::timestamptz(3)) + 1:]
-          WHERE username = $1 AND client_ip = $2 AND $3::timestamptz(3) = ANY (attempts)
-          RETURNING cardinality(attempts) AS left`,
+          WHERE username = $1 AND client_ip = $2 AND $3::timestamptz(3) = ANY (attempts)`,
         [username, clientIp, reservedAt])
-      if (rows[0]?.left === 0) {
-        await db.query("DELETE FROM login_failures WHERE username = $1 AND client_ip = $2 AND attempts = '{}'", [username, clientIp])
-      }
     },
 
     async deleteExpiredLoginFailures (): Promise<number> {
