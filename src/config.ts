@@ -1,4 +1,4 @@
-// One schema for every variable in CONTRACT.md "Configuration". The Config
+// One schema for every configuration variable the API reads. The Config
 // type is derived from it, so the two cannot drift. @fastify/env (the app)
 // and env-schema (the CLI scripts) validate with this same schema.
 import { randomBytes } from 'node:crypto'
