@@ -32,22 +32,23 @@ export interface LoginThrottle {
 }
 
 interface Limit {
+  name: 'client' | 'account'
   clientIp: (ip: string) => string
   max: number
   windowSeconds: number
 }
 
-function limitFrom (value: string, clientIp: (ip: string) => string): Limit | undefined {
+function limitFrom (name: Limit['name'], value: string, clientIp: (ip: string) => string): Limit | undefined {
   if (value === '0') return undefined
   const { max, windowMs } = rate(value)
-  return { clientIp, max, windowSeconds: windowMs / 1000 }
+  return { name, clientIp, max, windowSeconds: windowMs / 1000 }
 }
 
 export function createLoginThrottle (config: Pick<Config, 'LOGIN_RATE_LIMIT' | 'LOGIN_ACCOUNT_LIMIT'>, queries: Queries): LoginThrottle {
   const limits = [
     // A socket already gone has no address; never let that become the account key.
-    limitFrom(config.LOGIN_RATE_LIMIT, (ip) => ip === ALL_ADDRESSES || ip === undefined ? 'unknown' : ip),
-    limitFrom(config.LOGIN_ACCOUNT_LIMIT, () => ALL_ADDRESSES)
+    limitFrom('client', config.LOGIN_RATE_LIMIT, (ip) => ip === ALL_ADDRESSES || ip === undefined ? 'unknown' : ip),
+    limitFrom('account', config.LOGIN_ACCOUNT_LIMIT, () => ALL_ADDRESSES)
   ].filter((limit) => limit !== undefined)
 
   interface Reserved { limit: Limit, clientIp: string, reservation: LoginAttemptReservation }
@@ -59,19 +60,27 @@ export function createLoginThrottle (config: Pick<Config, 'LOGIN_RATE_LIMIT' | '
   return {
     async begin (request, rawUsername) {
       const username = normaliseUsername(rawUsername)
-      // One statement per key, each atomic on its row: replicas reserving at
-      // once are ordered by Postgres, and each sees the others' attempts.
-      const reserved: Reserved[] = await Promise.all(limits.map(async (limit) => {
+      // One statement per key, atomic on its row: replicas reserving at once
+      // are ordered by Postgres, and each sees the others' attempts. The keys
+      // go one after the other, the client's first, so an attempt refused by
+      // one limit never touched the next: a burst from one address does not
+      // crowd the account's count, even for the moment before it is given back.
+      const reserved: Reserved[] = []
+      for (const [i, limit] of limits.entries()) {
         const clientIp = limit.clientIp(request.ip)
-        return { limit, clientIp, reservation: await queries.reserveLoginAttempt(username, clientIp, limit.windowSeconds, limit.max) }
-      }))
-      const full = reserved.filter((r) => r.reservation.attempts > r.limit.max)
-      if (full.length > 0) {
-        // A refused attempt is not a failure: give every reservation back.
+        const reservation = await queries.reserveLoginAttempt(username, clientIp, limit.windowSeconds, limit.max)
+        reserved.push({ limit, clientIp, reservation })
+        if (reservation.attempts <= limit.max) continue
+        // A refused attempt is not a failure: give its reservations back.
         await release(username, reserved)
-        // When both are full, the later end: retrying before it is refused again.
-        const retryAfter = Math.max(...full.map((r) => Math.min(r.limit.windowSeconds, Math.max(1, r.reservation.retryAfterSeconds))))
-        request.log.info({ audit: 'login_throttled', username, limit: full.map((r) => r.clientIp === ALL_ADDRESSES ? 'account' : 'client') }, 'login throttled')
+        // Retrying before a later limit's end would be refused again: name the latest.
+        const waits = [{ limit, seconds: reservation.retryAfterSeconds }]
+        for (const later of limits.slice(i + 1)) {
+          const seconds = await queries.loginAttemptsFullFor(username, later.clientIp(request.ip), later.windowSeconds, later.max)
+          if (seconds !== undefined) waits.push({ limit: later, seconds })
+        }
+        const retryAfter = Math.max(...waits.map((w) => Math.min(w.limit.windowSeconds, Math.max(1, w.seconds))))
+        request.log.info({ audit: 'login_throttled', username, limit: waits.map((w) => w.limit.name) }, 'login throttled')
         const err = new AppError(429, 'TOO_MANY_REQUESTS', 'too many failed logins; try again after Retry-After seconds')
         err.headers['retry-after'] = String(Math.ceil(retryAfter))
         throw err

@@ -143,8 +143,8 @@ export function createQueries (db: Queryable) {
     },
 
     // The login throttle (src/auth/login-throttle.ts): one row per key, the
-    // instants of its recent failures. One statement per key and no
-    // transaction, so no two statements ever wait on each other's rows.
+    // instants of its recent failures. Each statement touches one row and
+    // none runs in a transaction, so no two ever wait on each other's rows.
     /**
      * Records an attempt for the key now, before its password is checked,
      * dropping instants older than the window. Returns the attempt's instant
@@ -185,6 +185,19 @@ export function createQueries (db: Queryable) {
                            || attempts[array_position(attempts, $3::timestamptz(3)) + 1:]
           WHERE username = $1 AND client_ip = $2 AND $3::timestamptz(3) = ANY (attempts)`,
         [username, clientIp, reservedAt])
+    },
+
+    /** Without reserving: whole seconds until the key holds fewer than `max` attempts, or undefined when it does now. */
+    async loginAttemptsFullFor (username: string, clientIp: string, windowSeconds: number, max: number): Promise<number | undefined> {
+      const rows = await db.query<{ attempts: number, retryAfterSeconds: number | null }>(
+        `SELECT count(*)::int AS attempts,
+                ceil(extract(epoch FROM (array_agg(a ORDER BY a))[greatest(count(*)::int - $4 + 1, 1)]
+                                        + make_interval(secs => $3) - now()))::int AS "retryAfterSeconds"
+           FROM login_failures AS f, unnest(f.attempts) AS a
+          WHERE f.username = $1 AND f.client_ip = $2 AND a > now() - make_interval(secs => $3)`,
+        [username, clientIp, windowSeconds, max])
+      const row = rows[0]
+      return row !== undefined && row.attempts >= max && row.retryAfterSeconds !== null ? row.retryAfterSeconds : undefined
     },
 
     async deleteExpiredLoginFailures (): Promise<number> {
