@@ -8,9 +8,9 @@
 // Traffic, all at once from one autocannon process: successful logins, wrong
 // passwords for one account (401, then 429 once LOGIN_RATE_LIMIT, the
 // product's default 5/min, is used up), logins for ever-new unknown
-// usernames (401; each adds a rate-limit key, so the limiter's store is
-// soaked too), GET /me, GET /exp/<own id>?limit=20 and GET /me with a bad
-// token (401).
+// usernames (401; each adds rows to login_failures, so the throttle's
+// database path is soaked too), GET /me, GET /exp/<own id>?limit=20 and GET
+// /me with a bad token (401).
 //
 // Pass criteria:
 //  - every response has an expected status (no 5xx, nothing unexpected), no

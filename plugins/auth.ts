@@ -5,10 +5,11 @@
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { createLoginThrottle, type LoginThrottle } from '../src/auth/login-throttle.js'
 import type { Account, AuthStrategy, LoginContext, LoginResult, Principal, RevokedCredential } from '../src/auth/types.js'
-import { rate } from '../src/config.js'
 import { DatabaseUnavailableError } from '../src/db/database.js'
 import { dummyPasswordHash, normaliseUsername, verifyPassword } from '../src/passwords.js'
+import { schedulePurge } from '../src/purge.js'
 import { AppError } from './errors.js'
 import { createJwtStrategy } from './jwt-strategy.js'
 import { createSessionStrategy } from './session-strategy.js'
@@ -27,6 +28,8 @@ declare module 'fastify' {
       /** DELETE /sessions/:id: ends one of the caller's logins; 404 when it is not theirs. */
       endLogin(request: FastifyRequest, reply: FastifyReply, loginId: string): Promise<void>
     }
+    /** Failed logins, shared by every replica: `begin` before a password check, then `failed()` or `succeeded()`. */
+    loginThrottle: LoginThrottle
   }
   interface FastifyRequest {
     /** Set by `authenticate`; null on routes without authentication. */
@@ -89,15 +92,9 @@ export default fp(async function auth (app) {
 
   app.decorateRequest('principal', null)
 
-  // Failed logins per client IP and username (LOGIN_RATE_LIMIT). Only failures
-  // count: the limiter is peeked before the password check and bumped after a failure.
-  const { max, windowMs } = rate(app.config.LOGIN_RATE_LIMIT)
-  const loginFailures = app.createRateLimit({
-    max,
-    timeWindow: windowMs,
-    keyGenerator: (request) => `${request.ip}|${normaliseUsername(String((request.body as { username?: unknown } | undefined)?.username ?? ''))}`
-  })
-  const pendingLogins = new Map<string, number>()
+  const loginThrottle = createLoginThrottle(app.config, app.queries)
+  app.decorate('loginThrottle', loginThrottle)
+  schedulePurge(app, 'login failures', () => app.queries.deleteExpiredLoginFailures())
 
   app.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
     const started = performance.now()
@@ -130,30 +127,15 @@ export default fp(async function auth (app) {
 
   async function login (request: FastifyRequest, reply: FastifyReply, username: string, password: string): Promise<LoginResult> {
     const normalised = normaliseUsername(username)
-    const before = await loginFailures(request, { increment: false })
-    // The limiter is bumped only after a failure, so attempts still being
-    // checked count too: otherwise a parallel burst of guesses all pass the peek.
-    const key = before.key
-    const pending = pendingLogins.get(key) ?? 0
-    if (!before.isAllowed && before.remaining - pending <= 0) {
-      reply.header('retry-after', String(Math.max(1, before.ttlInSeconds)))
-      request.log.info({ audit: 'login_throttled', username: normalised }, 'login throttled')
-      throw new AppError(429, 'TOO_MANY_REQUESTS', 'too many failed logins; try again after Retry-After seconds')
+    // Counted before the check, so a burst in flight is held to the limit too.
+    const attempt = await loginThrottle.begin(request, normalised)
+    const account = await checkPassword(normalised, password)
+    if (account === undefined) {
+      await attempt.failed()
+      request.log.info({ audit: 'login_failure', username: normalised }, 'login failed')
+      throw new AppError(401, 'BAD_CREDENTIALS', 'username or password is wrong')
     }
-    pendingLogins.set(key, pending + 1)
-    let account: Account | undefined
-    try {
-      account = await checkPassword(normalised, password)
-      if (account === undefined) {
-        await loginFailures(request)
-        request.log.info({ audit: 'login_failure', username: normalised }, 'login failed')
-        throw new AppError(401, 'BAD_CREDENTIALS', 'username or password is wrong')
-      }
-    } finally {
-      const left = (pendingLogins.get(key) ?? 1) - 1
-      if (left > 0) pendingLogins.set(key, left)
-      else pendingLogins.delete(key)
-    }
+    await attempt.succeeded()
     // No fixation: whatever credential came with the request is ended, a new one issued.
     await endPresented(request)
     const issued = await strategy.issue(account, loginContext(request))
@@ -259,4 +241,4 @@ export default fp(async function auth (app) {
   }
 
   app.decorate('auth', { strategy, login, logout, refresh, listLogins, endLogin })
-}, { name: 'tokenlab-auth', dependencies: ['tokenlab-config', 'tokenlab-database', 'tokenlab-cookie', '@fastify/rate-limit'] })
+}, { name: 'tokenlab-auth', dependencies: ['tokenlab-config', 'tokenlab-database', 'tokenlab-cookie'] })

@@ -27,6 +27,9 @@ export class AppError extends Error {
   ) {
     super(message)
   }
+
+  /** Sent with the error, e.g. Retry-After on a 429. */
+  readonly headers: Record<string, string> = {}
 }
 
 // The bounds document what errorBody gives (the serializer does not check
@@ -110,6 +113,7 @@ export default fp(async function errors (app) {
     else request.log.info({ code: known.code, reason: err.message }, 'request refused')
     if (known.clearsCookie) reply.clearAuthCookie()
     if (known.clearsRefreshCookie) reply.clearRefreshCookie()
+    reply.headers(known.headers)
     return reply.code(known.statusCode).send(errorBody(known.statusCode, known.code, known.message))
   })
 

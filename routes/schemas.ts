@@ -93,7 +93,8 @@ export const Role = Type.Union([Type.Literal('admin'), Type.Literal('user'), Typ
 export const Id = Type.Integer({ format: 'int32', minimum: 1, maximum: 2147483647 })
 
 // What login accepts; stored usernames are the same after NFC and lower-casing.
-export const Username = Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f]+$' })
+// No control characters (C0, DEL, C1).
+export const Username = Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]+$' })
 
 /** Date#toISOString: always 24 characters. */
 export const Instant = (description?: string) => Type.String({ format: 'date-time', maxLength: 24, ...(description !== undefined ? { description } : {}) })

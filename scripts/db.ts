@@ -65,7 +65,7 @@ async function main (argv: string[]): Promise<void> {
     if (username === undefined || password === undefined) throw new UsageError('staff:add needs --username and --password')
     const normalised = normaliseUsername(username)
     // eslint-disable-next-line no-control-regex
-    if (!/^[^\u0000-\u001f\u007f]{1,64}$/.test(normalised)) throw new UsageError('--username must be 1 to 64 characters without control characters')
+    if (!/^[^\u0000-\u001f\u007f-\u009f]{1,64}$/.test(normalised)) throw new UsageError('--username must be 1 to 64 characters without control characters')
     if (password.length < 8 || password.length > 128) throw new UsageError('--password must be 8 to 128 characters')
     if (!roles.includes(role as Role)) throw new UsageError(`--role must be one of ${roles.join(', ')}`)
     if (await queries.findStaffByUsername(normalised) !== undefined) throw new UsageError(`username ${normalised} is taken`)

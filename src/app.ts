@@ -2,7 +2,6 @@
 // in reading order: configuration, errors, database, cookie, security,
 // authentication, documentation, then the routes.
 import { randomUUID } from 'node:crypto'
-import fastifyRateLimit from '@fastify/rate-limit'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
 import authPlugin from '../plugins/auth.js'
@@ -73,7 +72,6 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
   await app.register(databasePlugin, { database: options.database })
   await app.register(cookiePlugin)
   await app.register(securityPlugin)
-  await app.register(fastifyRateLimit, { global: false })
   await app.register(authPlugin)
   await app.register(openapiPlugin)
 

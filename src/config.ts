@@ -40,6 +40,8 @@ export const configSchema = Type.Object({
   COOKIE_SAMESITE: Type.Union([Type.Literal('lax'), Type.Literal('strict')], { default: 'lax' }),
   CORS_ORIGINS: csv,
   LOGIN_RATE_LIMIT: Type.String({ pattern: '^[1-9][0-9]{0,5}/(s|sec|min|h|hour)$', default: '5/min' }),
+  // Same syntax, or 0 for off.
+  LOGIN_ACCOUNT_LIMIT: Type.String({ pattern: '^(0|[1-9][0-9]{0,5}/(s|sec|min|h|hour))$', default: '100/h' }),
   TRUST_PROXY: Type.String({ pattern: '^(true|false|[0-9]{1,2}|[0-9a-fA-F.:/,]+)$', default: 'false' }),
   INSTANCE_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{0,64}$', default: '' })
 }, { additionalProperties: false })

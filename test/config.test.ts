@@ -29,6 +29,7 @@ t.test('defaults are the contract\'s', async (t) => {
     COOKIE_SAMESITE: 'lax',
     CORS_ORIGINS: '',
     LOGIN_RATE_LIMIT: '5/min',
+    LOGIN_ACCOUNT_LIMIT: '100/h',
     TRUST_PROXY: 'false'
   })
   t.equal(config.JWT_SECRET, undefined)
@@ -50,6 +51,8 @@ t.test('values are parsed to their types', async (t) => {
   t.equal(seconds('1h'), 3600)
   t.equal(seconds('120'), 120, 'bare numbers are seconds')
   t.same(rate('5/min'), { max: 5, windowMs: 60_000 })
+  t.equal(load({ LOGIN_ACCOUNT_LIMIT: '0' }).LOGIN_ACCOUNT_LIMIT, '0', 'LOGIN_ACCOUNT_LIMIT=0 (off) is accepted')
+  t.equal(load({ LOGIN_ACCOUNT_LIMIT: '20/min' }).LOGIN_ACCOUNT_LIMIT, '20/min')
 })
 
 t.test('a bad value is refused with a line naming the variable', async (t) => {
@@ -68,6 +71,9 @@ t.test('a bad value is refused with a line naming the variable', async (t) => {
     [{ COOKIE_SECURE: 'maybe' }, /^COOKIE_SECURE: /],
     [{ COOKIE_NAME: '__Host-token', COOKIE_SECURE: 'false' }, /^COOKIE_SECURE: /],
     [{ LOGIN_RATE_LIMIT: 'lots' }, /^LOGIN_RATE_LIMIT: /],
+    [{ LOGIN_RATE_LIMIT: '0' }, /^LOGIN_RATE_LIMIT: /],
+    [{ LOGIN_ACCOUNT_LIMIT: '0/h' }, /^LOGIN_ACCOUNT_LIMIT: /],
+    [{ LOGIN_ACCOUNT_LIMIT: 'off' }, /^LOGIN_ACCOUNT_LIMIT: /],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: /],
     [{ CORS_ORIGINS: 'https://ok.example,*' }, /^CORS_ORIGINS: /],
     [{ JWT_PREVIOUS_SECRETS: 'short' }, /^JWT_PREVIOUS_SECRETS: /],

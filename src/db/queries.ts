@@ -85,6 +85,12 @@ const toDate = (value: Date | string): Date => new Date(value)
 const summary = (row: LoginSummary): LoginSummary =>
   ({ ...row, createdAt: toDate(row.createdAt), lastUsedAt: toDate(row.lastUsedAt), expiresAt: toDate(row.expiresAt) })
 
+export interface LoginAttemptReservation {
+  reservedAt: Date
+  attempts: number
+  retryAfterSeconds: number
+}
+
 export function createQueries (db: Queryable) {
   return {
     async ping (): Promise<void> {
@@ -327,6 +333,69 @@ export function createQueries (db: Queryable) {
           WHERE expires_at <= now() OR last_used_at <= now() - make_interval(secs => $1)
              OR ended_at <= now() - interval '1 day'
           RETURNING 1`, [idleSeconds])
+      return rows.length
+    },
+
+    // The login throttle (src/auth/login-throttle.ts): one row per key, the
+    // instants of its recent failures. Each statement touches one row and
+    // none runs in a transaction, so no two ever wait on each other's rows.
+    /**
+     * Records an attempt for the key now, before its password is checked,
+     * dropping instants older than the window. Returns the attempt's instant
+     * (to release it later), how many attempts the window holds with it, and
+     * the whole seconds until the window would hold fewer than `max` again.
+     */
+    async reserveLoginAttempt (username: string, clientIp: string, windowSeconds: number, max: number): Promise<LoginAttemptReservation> {
+      const rows = await db.query<LoginAttemptReservation>(
+        `INSERT INTO login_failures AS f (username, client_ip, attempts, expires_at)
+         VALUES ($1, $2, ARRAY[now()::timestamptz(3)], now() + make_interval(secs => $3))
+         ON CONFLICT (username, client_ip) DO UPDATE
+            SET attempts = ARRAY(SELECT a FROM unnest(f.attempts) AS a WHERE a > now() - make_interval(secs => $3) ORDER BY a)
+                           || now()::timestamptz(3),
+                expires_at = now() + make_interval(secs => $3)
+         RETURNING now()::timestamptz(3) AS "reservedAt",
+                   cardinality(f.attempts) AS attempts,
+                   ceil(extract(epoch FROM f.attempts[greatest(cardinality(f.attempts) - $4, 1)]
+                                           + make_interval(secs => $3) - now()))::int AS "retryAfterSeconds"`,
+        [username, clientIp, windowSeconds, max])
+      const row = rows[0]!
+      return { ...row, reservedAt: new Date(row.reservedAt) }
+    },
+
+    /**
+     * Takes back one reserved attempt (a success, or a refused attempt); a
+     * no-op once it has left the window. A row that held only this attempt
+     * is deleted (one statement on the usual path: a success with no
+     * failures before it), so rows are kept for failures only.
+     */
+    async releaseLoginAttempt (username: string, clientIp: string, reservedAt: Date): Promise<void> {
+      const deleted = await db.query(
+        'DELETE FROM login_failures WHERE username = $1 AND client_ip = $2 AND attempts = ARRAY[$3::timestamptz(3)] RETURNING 1',
+        [username, clientIp, reservedAt])
+      if (deleted.length > 0) return
+      await db.query(
+        `UPDATE login_failures
+            SET attempts = attempts[:array_position(attempts, $3::timestamptz(3)) - 1]
+                           || attempts[array_position(attempts, $3::timestamptz(3)) + 1:]
+          WHERE username = $1 AND client_ip = $2 AND $3::timestamptz(3) = ANY (attempts)`,
+        [username, clientIp, reservedAt])
+    },
+
+    /** Without reserving: whole seconds until the key holds fewer than `max` attempts, or undefined when it does now. */
+    async loginAttemptsFullFor (username: string, clientIp: string, windowSeconds: number, max: number): Promise<number | undefined> {
+      const rows = await db.query<{ attempts: number, retryAfterSeconds: number | null }>(
+        `SELECT count(*)::int AS attempts,
+                ceil(extract(epoch FROM (array_agg(a ORDER BY a))[greatest(count(*)::int - $4 + 1, 1)]
+                                        + make_interval(secs => $3) - now()))::int AS "retryAfterSeconds"
+           FROM login_failures AS f, unnest(f.attempts) AS a
+          WHERE f.username = $1 AND f.client_ip = $2 AND a > now() - make_interval(secs => $3)`,
+        [username, clientIp, windowSeconds, max])
+      const row = rows[0]
+      return row !== undefined && row.attempts >= max && row.retryAfterSeconds !== null ? row.retryAfterSeconds : undefined
+    },
+
+    async deleteExpiredLoginFailures (): Promise<number> {
+      const rows = await db.query('DELETE FROM login_failures WHERE expires_at <= now() RETURNING 1')
       return rows.length
     }
   }
