@@ -7,13 +7,12 @@ import { createHash, randomUUID } from 'node:crypto'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
 import { list, resolveJwtSecret, seconds } from '../src/config.js'
-import { schedulePurge } from '../src/purge.js'
 import type { Role } from '../src/db/queries.js'
 import type { Account, AuthStrategy, Principal } from '../src/auth/types.js'
 import { AppError } from './errors.js'
 
 // fast-jwt takes clockTolerance in milliseconds (maxAge and expiresIn in seconds).
-const CLOCK_TOLERANCE_MS = 5_000
+export const CLOCK_TOLERANCE_MS = 5_000
 /** Verified tokens kept in memory (a few hundred bytes each). */
 const VERIFIED_TOKENS_KEPT = 1000
 const roles: ReadonlySet<string> = new Set<Role>(['admin', 'user', 'viewer'])
@@ -39,6 +38,8 @@ export interface TokenClaims {
   readonly username: string
   readonly role: Role
   readonly jti: string
+  /** The login this token belongs to (tokens issued with refresh only). */
+  readonly sid?: string
   readonly iat: number
   readonly exp: number
   readonly iss: string
@@ -54,7 +55,7 @@ export interface TokenClaims {
  * An entry is used only until the token would expire (exp plus the clock
  * tolerance, or iat plus the lifetime); after that the token goes through the
  * verifier again, which refuses it. Failures are never kept. Revocation is
- * not cached: it is looked up after this, on every request. Bounded: beyond
+ * not cached: it is checked after this, on every request. Bounded: beyond
  * `max` tokens the oldest entry goes (first in, first out).
  */
 export class VerifiedTokens {
@@ -97,6 +98,7 @@ function checkClaims (payload: unknown, nowSeconds: number, lifetime: number): T
   if (typeof c.username !== 'string' || c.username.length === 0) throw invalid('bad username')
   if (typeof c.role !== 'string' || !roles.has(c.role)) throw invalid('bad role')
   if (typeof c.jti !== 'string' || c.jti.length === 0 || c.jti.length > 64) throw invalid('bad jti')
+  if (c.sid !== undefined && (typeof c.sid !== 'string' || c.sid.length === 0 || c.sid.length > 64)) throw invalid('bad sid')
   if (typeof c.iat !== 'number' || c.iat > nowSeconds + CLOCK_TOLERANCE_MS / 1000) throw invalid('issued in the future')
   if (typeof c.exp !== 'number') throw invalid('bad exp')
   // maxAge only caps the age from iat: a far-future exp would still pass for an hour and be reported as expiresAt.
@@ -141,8 +143,9 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   const signer = jwt[currentKid]!
   const verifiers = new Map([...keys.keys()].map((kid) => [headerSegment(kid), jwt[kid]!]))
 
-  const revocation = config.JWT_REVOCATION === 'on'
-  if (revocation) schedulePurge(app, 'revocations', () => app.queries.deleteExpiredRevocations())
+  // Pushed to memory by plugins/revocation.ts; disabled (never revoked) when JWT_REVOCATION=off.
+  const revocations = app.revocations
+  const revocation = revocations.enabled
 
   const verified = new VerifiedTokens(VERIFIED_TOKENS_KEPT, lifetime)
 
@@ -168,14 +171,22 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   return {
     name: revocation ? 'revocation' : 'jwt',
     acceptsBearer: true,
+    // Without revocation nothing stored can refuse a token before its exp.
+    endsAllLogins: revocation,
 
     async issue (account: Account) {
+      // After a password change or "log out everywhere" in this very second,
+      // iat is the next second: tokens issued before the change carry an
+      // earlier one and are refused, this one is not (within the verifier's
+      // tolerance for a future iat).
+      const iat = Math.max(Math.floor(Date.now() / 1000), revocations.validAfter(account.staffId) ?? 0)
       const token = signer.sign({
         sub: String(account.staffId),
         staffId: account.staffId,
         username: account.username,
         role: account.role,
-        jti: randomUUID()
+        jti: randomUUID(),
+        iat
       })
       const { exp } = signer.decode<TokenClaims>(token)!
       return { value: token, expiresAt: new Date(exp * 1000), maxAgeSeconds: lifetime }
@@ -183,8 +194,11 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
 
     async verify (token: string): Promise<Principal> {
       const claims = decode(token)
-      // Fails closed: a database error here is a 503, never a pass.
-      if (revocation && await app.queries.isTokenRevoked(claims.jti)) throw invalid('revoked')
+      if (revocation) {
+        // From memory while the replica listens; from the database (a 503 when it is down) while not.
+        const revoked = revocations.isRevoked(claims)
+        if (revoked === true || (revoked !== false && await revoked)) throw invalid('revoked')
+      }
       return principalOf(claims)
     },
 
@@ -195,8 +209,13 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       } catch {
         return undefined // an unusable token needs no revoking
       }
-      if (revocation) await app.queries.revokeToken(claims.jti, new Date(claims.exp * 1000))
+      if (revocation) await revocations.revokeToken(claims.jti, new Date(claims.exp * 1000))
       return claims.staffId
+    },
+
+    async endAll (staffId: number) {
+      if (!revocation) throw new Error('plain jwt cannot end issued tokens before their exp')
+      await revocations.revokeStaff(staffId)
     }
   }
 }

@@ -30,6 +30,7 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
   return {
     name: 'session',
     acceptsBearer: false,
+    endsAllLogins: true,
 
     async issue (account: Account) {
       const sessionId = randomBytes(32).toString('base64url')
@@ -50,6 +51,10 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
       const hash = idHash(sessionId)
       if (hash === undefined) return undefined
       return await app.queries.deleteSession(hash)
+    },
+
+    async endAll (staffId: number) {
+      await app.queries.deleteStaffSessions(staffId)
     }
   }
 }

@@ -6,6 +6,7 @@ import fastifyRateLimit from '@fastify/rate-limit'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
 import authPlugin from '../plugins/auth.js'
+import revocationPlugin from '../plugins/revocation.js'
 import configPlugin from '../plugins/config.js'
 import cookiePlugin from '../plugins/cookie.js'
 import databasePlugin from '../plugins/database.js'
@@ -13,6 +14,7 @@ import errorsPlugin, { frameworkErrors } from '../plugins/errors.js'
 import openapiPlugin from '../plugins/openapi.js'
 import securityPlugin from '../plugins/security.js'
 import staticPagePlugin from '../plugins/static-page.js'
+import accountRoutes from '../routes/account.js'
 import authRoutes from '../routes/auth.js'
 import experimentRoutes from '../routes/experiments.js'
 import healthRoutes from '../routes/health.js'
@@ -72,12 +74,14 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
   await app.register(cookiePlugin)
   await app.register(securityPlugin)
   await app.register(fastifyRateLimit, { global: false })
+  await app.register(revocationPlugin)
   await app.register(authPlugin)
   await app.register(openapiPlugin)
 
   await app.register(healthRoutes)
   await app.register(staffRoutes)
   await app.register(authRoutes)
+  await app.register(accountRoutes)
   await app.register(experimentRoutes)
   await app.register(staticPagePlugin)
 

@@ -33,6 +33,14 @@ export interface AuthStrategy {
   verify(credential: string): Promise<Principal>
   /** Ends the credential server-side where the strategy can; silent for unusable ones. Returns its staffId when known. */
   revoke(credential: string): Promise<number | undefined>
+  /** Whether `endAll` can refuse every issued credential at once (not plain jwt: its tokens live until exp). */
+  readonly endsAllLogins: boolean
+  /**
+   * Ends every credential of the staff member issued up to now, on every
+   * replica (session rows deleted; jwt: a "valid after" instant). A credential
+   * issued after it returns works. Throws where `endsAllLogins` is false.
+   */
+  endAll(staffId: number): Promise<void>
 }
 
 export interface LoginResult {
