@@ -58,6 +58,8 @@ const unavailableSqlState = /^(08|53|57)/
 function isUnavailable (err: unknown): boolean {
   const e = err as { code?: unknown, message?: unknown }
   if (typeof e?.code === 'string') {
+    // 55000 also covers a database that is refusing connections (ALLOW_CONNECTIONS false).
+    if (e.code === '55000') return typeof e.message === 'string' && /not currently accepting connections/.test(e.message)
     if (/^[0-9A-Z]{5}$/.test(e.code)) return unavailableSqlState.test(e.code)
     return true // ECONNREFUSED, ENOTFOUND, ETIMEDOUT, ...
   }
