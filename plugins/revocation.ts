@@ -21,9 +21,10 @@ export const REVOCATION_CHANNEL = 'tokenlab_revocations'
 /** A token is accepted up to the clock tolerance past its exp, so its revocation is kept that much longer. */
 const GRACE_SECONDS = CLOCK_TOLERANCE_MS / 1000
 /**
- * Live entries one process keeps (about 150 bytes each, so about 30 MiB at
- * most). Beyond it the memory is not trusted: checks go to the database
- * until expiry has brought the live count back under the bound.
+ * Live entries one process keeps: about 100 bytes each with 36-character ids
+ * (measured), so about 20 MiB at most. Beyond it the memory is not trusted:
+ * checks go to the database until expiry has brought the live count back
+ * under the bound.
  */
 export const MAX_ENTRIES = 200_000
 /** Reconnection backoff: doubles from the first delay up to the cap, each delay jittered by ±50 %. */

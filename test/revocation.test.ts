@@ -257,6 +257,23 @@ for (const kind of dbKinds) {
       t.notOk(logs.text().includes(cookieValue(logins[1]!)), 'no token in the log')
     })
 
+    t.test('DELETE /sessions from a CORS_ORIGINS origin: preflight allows DELETE with credentials, the Origin check passes', async (t) => {
+      const allowed = 'https://app.example'
+      const app = await testApp(t, testDb, { env: { AUTH_MODE: 'session', CORS_ORIGINS: allowed } })
+      const pre = await app.inject({ method: 'OPTIONS', url: '/sessions', headers: { origin: allowed, 'access-control-request-method': 'DELETE' } })
+      t.ok(pre.statusCode === 204 || pre.statusCode === 200, `preflight ${pre.statusCode}`)
+      t.equal(pre.headers['access-control-allow-origin'], allowed)
+      t.equal(pre.headers['access-control-allow-credentials'], 'true')
+      t.match(String(pre.headers['access-control-allow-methods']), /DELETE/)
+      const cookie = await login(app, demo.admin)
+      isError(t, await logoutEverywhere(app, cookie, { origin: 'https://evil.example' }), 403, 'FORBIDDEN_ORIGIN', 'another origin')
+      isError(t, await logoutEverywhere(app, cookie, { 'sec-fetch-site': 'cross-site' }), 403, 'FORBIDDEN_ORIGIN', 'cross-site without Origin')
+      t.equal((await me(app, cookie)).statusCode, 200, 'the refused requests ended nothing')
+      const res = await logoutEverywhere(app, cookie, { origin: allowed, 'sec-fetch-site': 'cross-site' })
+      t.equal(res.statusCode, 204, 'the listed origin may')
+      t.equal(res.headers['access-control-allow-origin'], allowed)
+    })
+
     t.test('DELETE /sessions in session mode: every session row of the caller is deleted', async (t) => {
       const app = await testApp(t, testDb, { env: { AUTH_MODE: 'session' } })
       const logins = [await login(app, demo.sergey), await login(app, demo.sergey)]
