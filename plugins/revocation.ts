@@ -22,9 +22,11 @@ export const REVOCATION_CHANNEL = 'tokenlab_revocations'
 const GRACE_SECONDS = CLOCK_TOLERANCE_MS / 1000
 /**
  * Live entries one process keeps: about 100 bytes each with 36-character ids
- * (measured), so about 20 MiB at most. Beyond it the memory is not trusted:
- * checks go to the database until expiry has brought the live count back
- * under the bound.
+ * (measured), so about 20 MiB at most. Beyond it the memory takes no more
+ * token or login entries and is not trusted: checks go to the database
+ * until expiry has brought the live count back under the bound. Staff
+ * entries (one per staff member at most) are always kept: the issuer needs
+ * them to sign a fresh token that survives a password change.
  */
 export const MAX_ENTRIES = 200_000
 /** Reconnection backoff: doubles from the first delay up to the cap, each delay jittered by ±50 %. */
@@ -160,11 +162,11 @@ export default fp(async function revocation (app: FastifyInstance) {
   const trusted = () => listener !== undefined && loaded && !overflowed
 
   function remember (r: Revocation): void {
-    if (overflowed) return
+    // Over the bound the database answers for tokens and logins until a reload.
+    if (overflowed && r.kind !== 'staff') return
     memory.apply(r)
-    if (memory.size > MAX_ENTRIES) {
+    if (!overflowed && memory.size > MAX_ENTRIES) {
       overflowed = true
-      memory.clear()
       app.log.warn({ revocationMemory: 'untrusted', bound: MAX_ENTRIES }, 'revocation memory over its bound: checking the database on every request')
     }
   }
@@ -192,21 +194,29 @@ export default fp(async function revocation (app: FastifyInstance) {
     loaded = true
   }
 
+  /** Listens (if need be) and reloads; tries again with backoff until the memory is trusted. */
+  function resync (attempt: number): void {
+    if (closing || resyncing) return
+    resyncing = true
+    sync().then(() => {
+      resyncing = false
+      if (closing) return
+      if (trusted()) app.log.info({ revocationMemory: 'trusted', ...memory.stats() }, 'revocation notifications resumed: memory reloaded, no database reads per request')
+      // Lost again while reloading: start over.
+      else if (listener === undefined) scheduleResync(0)
+    }, (err: unknown) => {
+      resyncing = false
+      app.log.debug({ err: { message: (err as Error).message }, attempt }, 'revocation listener: reconnect failed')
+      scheduleResync(attempt + 1)
+    })
+  }
+
   function scheduleResync (attempt: number): void {
     if (closing || resyncTimer !== undefined || resyncing) return
     const delay = Math.min(RECONNECT_CAP_MS, RECONNECT_FIRST_MS * 2 ** attempt) * (0.5 + Math.random())
     resyncTimer = setTimeout(() => {
       resyncTimer = undefined
-      resyncing = true
-      sync().then(() => {
-        resyncing = false
-        if (closing) return
-        if (trusted()) app.log.info({ revocationMemory: 'trusted', ...memory.stats() }, 'revocation notifications resumed: memory reloaded, no database reads per request')
-      }, (err: unknown) => {
-        resyncing = false
-        app.log.debug({ err: { message: (err as Error).message }, attempt }, 'revocation listener: reconnect failed')
-        scheduleResync(attempt + 1)
-      })
+      resync(attempt)
     }, delay)
   }
 
@@ -214,7 +224,6 @@ export default fp(async function revocation (app: FastifyInstance) {
     await sync()
   } catch (err) {
     app.log.warn({ revocationMemory: 'untrusted', err: { message: (err as Error).message } }, 'revocation notifications unavailable at start: checking the database on every request until listening')
-    listener = undefined
     scheduleResync(0)
   }
 
@@ -222,10 +231,7 @@ export default fp(async function revocation (app: FastifyInstance) {
   const sweepTimer = setInterval(() => {
     memory.sweep(nowSeconds() - GRACE_SECONDS)
     // Over the bound, the memory stopped taking entries: reload once expiry may have made room.
-    if (overflowed && listener !== undefined && !resyncing) {
-      resyncing = true
-      sync().catch(() => {}).finally(() => { resyncing = false })
-    }
+    if (overflowed && listener !== undefined) resync(0)
   }, Math.min(60_000, Math.max(1000, lifetime * 250))).unref()
   schedulePurge(app, 'revocations', () => app.queries.deleteExpiredRevocations(GRACE_SECONDS))
 

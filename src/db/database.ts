@@ -205,11 +205,13 @@ async function listenPg (
     keepAlive: true,
     ...(applicationName !== undefined ? { application_name: applicationName } : {})
   })
+  let listening = false
   let closed = false
   let lost = false
   const timers: { heartbeat?: NodeJS.Timeout } = {}
+  // Before the LISTEN is in place a failure rejects listen() instead.
   const lose = (err: Error) => {
-    if (closed || lost) return
+    if (!listening || closed || lost) return
     lost = true
     clearInterval(timers.heartbeat)
     client.end().catch(() => {})
@@ -224,6 +226,7 @@ async function listenPg (
   try {
     await guard(client.connect())
     await guard(client.query(`LISTEN ${channel}`))
+    listening = true
   } catch (err) {
     closed = true
     await client.end().catch(() => {})
