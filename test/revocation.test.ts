@@ -319,6 +319,38 @@ for (const kind of dbKinds) {
       isError(t, await me(app, caller), 401, 'TOKEN_INVALID', 'the caller\'s old token')
     })
 
+    t.test('the listening connection lost: every check asks the database until it listens again; closing ends it for good', { skip: kind === 'pglite' ? 'one process: PGlite has no connection to lose' : false }, async (t) => {
+      const logs = captureLogs()
+      const app = await testApp(t, testDb, { env: { JWT_REVOCATION: 'on' }, logs })
+      const listeners = async () => (await db.query<{ pid: number }>(
+        'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [`tokenlab-listener pid ${process.pid}`]))
+      const cookie = await login(app, demo.sergey)
+      t.equal((await me(app, cookie)).statusCode, 200)
+      t.equal((await listeners()).length, 1, 'one listening connection, named for the process')
+      await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [`tokenlab-listener pid ${process.pid}`])
+      for (let i = 0; i < 100 && app.revocations.stats().trusted; i++) await sleep(10)
+      t.equal(app.revocations.stats().trusted, false, 'the memory is no longer trusted')
+      t.ok(logs.lines().some((l) => l.level === 40 && l.revocationMemory === 'untrusted'), 'a warning is logged')
+      // The replica reconnects within the first backoff delays; the database is read until then.
+      let reads = 0
+      while (!app.revocations.stats().trusted) {
+        const before = db.queryCount
+        t.equal((await me(app, cookie)).statusCode, 200)
+        reads += db.queryCount - before
+        await sleep(20)
+      }
+      t.ok(reads >= 1, `GET /me read the database while not listening (${reads} reads)`)
+      t.ok(logs.lines().some((l) => l.level === 30 && l.revocationMemory === 'trusted'), 'the return is logged at info')
+      const before = db.queryCount
+      for (let i = 0; i < 10; i++) t.equal((await me(app, cookie)).statusCode, 200)
+      t.equal(db.queryCount - before, 0, 'and GET /me reads no database again')
+      t.equal((await listeners()).length, 1, 'one listening connection again')
+
+      await app.close()
+      await sleep(500)
+      t.same(await listeners(), [], 'closing the app ends the listener, and nothing reconnects')
+    })
+
     t.test('a login ended by sid refuses its access tokens; entries are forgotten once their tokens expired', async (t) => {
       // A database of its own: the others' revocations concern tokens of an hour.
       const ownDb = await testDatabase(t, kind)
