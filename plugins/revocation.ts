@@ -181,10 +181,18 @@ export default fp(async function revocation (app: FastifyInstance) {
 
   /** LISTEN first, then load: a revocation committed in between is in the load or arrives as a notice. */
   async function sync (): Promise<void> {
-    listener ??= await app.db.listen(REVOCATION_CHANNEL, (payload) => {
-      const r = parseNotice(payload)
-      if (r !== undefined) remember(r)
-    }, onLost, { applicationName })
+    if (listener === undefined) {
+      const opened = await app.db.listen(REVOCATION_CHANNEL, (payload) => {
+        const r = parseNotice(payload)
+        if (r !== undefined) remember(r)
+      }, onLost, { applicationName })
+      // The app was closed while this connected: nothing may listen after close.
+      if (closing) {
+        await opened.close()
+        return
+      }
+      listener = opened
+    }
     // Cleared before the load: a notice arriving while it runs is kept; one
     // that came before the clear was committed before the load, so it is in it.
     memory.clear()
