@@ -144,7 +144,12 @@ const disabled: Revocations = {
   stats: () => ({ trusted: false, tokens: 0, logins: 0, staff: 0 })
 }
 
-export default fp(async function revocation (app: FastifyInstance) {
+export interface RevocationPluginOptions {
+  /** The memory's bound; MAX_ENTRIES unless a test wants to reach it. */
+  maxEntries?: number
+}
+
+export default fp<RevocationPluginOptions>(async function revocation (app: FastifyInstance, opts) {
   if (app.config.AUTH_MODE !== 'jwt' || app.config.JWT_REVOCATION !== 'on') {
     app.decorate('revocations', disabled)
     return
@@ -152,6 +157,7 @@ export default fp(async function revocation (app: FastifyInstance) {
   const lifetime = seconds(app.config.JWT_EXPIRES_IN)
   const applicationName = `tokenlab-listener ${app.config.INSTANCE_ID !== '' ? app.config.INSTANCE_ID : `pid ${process.pid}`}`
   const memory = new RevocationMemory()
+  const maxEntries = opts.maxEntries ?? MAX_ENTRIES
 
   let listener: Listener | undefined
   let loaded = false
@@ -165,9 +171,9 @@ export default fp(async function revocation (app: FastifyInstance) {
     // Over the bound the database answers for tokens and logins until a reload.
     if (overflowed && r.kind !== 'staff') return
     memory.apply(r)
-    if (!overflowed && memory.size > MAX_ENTRIES) {
+    if (!overflowed && memory.size > maxEntries) {
       overflowed = true
-      app.log.warn({ revocationMemory: 'untrusted', bound: MAX_ENTRIES }, 'revocation memory over its bound: checking the database on every request')
+      app.log.warn({ revocationMemory: 'untrusted', bound: maxEntries }, 'revocation memory over its bound: checking the database on every request')
     }
   }
 

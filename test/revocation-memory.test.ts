@@ -1,7 +1,12 @@
 // The revocation memory on its own: what each kind of entry refuses, that an
-// entry only ever widens, and that it is forgotten once its tokens expired.
+// entry only ever widens, and that it is forgotten once its tokens expired;
+// then the plugin at a tiny bound.
+import Fastify from 'fastify'
 import t from 'tap'
-import { RevocationMemory } from '../plugins/revocation.js'
+import configPlugin from '../plugins/config.js'
+import databasePlugin from '../plugins/database.js'
+import revocationPlugin, { RevocationMemory } from '../plugins/revocation.js'
+import { dbKinds, testDatabase } from './helpers.js'
 
 const token = { jti: 'jti-1', staffId: 3, iat: 1000 }
 
@@ -60,3 +65,40 @@ t.test('sweep forgets exactly the entries whose until is at or before the cutoff
   memory.clear()
   t.equal(memory.size, 0)
 })
+
+// The plugin itself at a tiny bound, on a real database: over it, checks go
+// to the database; once expiry has made room, the memory is reloaded and trusted.
+for (const kind of dbKinds) {
+  t.test(`over its bound the memory is not trusted, until expiry makes room (${kind})`, async (t) => {
+    const testDb = await testDatabase(t, kind)
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(configPlugin, { fromEnvironment: false, data: { NODE_ENV: 'test', DATA_DIR: 'memory://', JWT_REVOCATION: 'on', JWT_EXPIRES_IN: '1s' } })
+    await app.register(databasePlugin, { database: testDb.db })
+    await app.register(revocationPlugin, { maxEntries: 3 })
+    await app.ready()
+    const soon = new Date(Date.now() + 1000)
+    for (const jti of ['j1', 'j2', 'j3']) await app.revocations.revokeToken(jti, soon)
+    t.equal(app.revocations.stats().trusted, true, 'three entries: within the bound')
+    t.equal(app.revocations.isRevoked({ jti: 'j1', staffId: 3, iat: 0 }), true, 'answered from memory')
+    t.equal(app.revocations.isRevoked({ jti: 'other', staffId: 3, iat: 0 }), false, 'synchronously')
+    await app.revocations.revokeToken('j4', soon)
+    t.equal(app.revocations.stats().trusted, false, 'four: over the bound, not trusted')
+    await app.revocations.revokeToken('j5', soon)
+    t.same(app.revocations.stats(), { trusted: false, tokens: 4, logins: 0, staff: 0 }, 'no more entries taken')
+    t.equal(app.revocations.isRevoked({ jti: 'j4', staffId: 3, iat: 0 }), true, 'what it holds is still refused from memory')
+    const pending = app.revocations.isRevoked({ jti: 'j5', staffId: 3, iat: 0 })
+    t.type(pending, Promise, 'a check the memory cannot answer goes to the database')
+    t.equal(await pending, true, 'which knows it is revoked')
+    t.equal(await app.revocations.isRevoked({ jti: 'other', staffId: 3, iat: 0 }), false, 'and that another token is not')
+    const { validAfter } = await app.revocations.revokeStaff(3)
+    t.equal(app.revocations.validAfter(3), validAfter, 'a staff entry is still kept, for the issuer')
+    // Every entry ends 1 s from now plus 5 s of clock tolerance; the sweep runs every second.
+    let trusted = false
+    for (let i = 0; i < 100 && !trusted; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      trusted = app.revocations.stats().trusted
+    }
+    t.equal(trusted, true, 'reloaded and trusted again once the entries expired')
+  })
+}
