@@ -5,17 +5,8 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t from 'tap'
 import { createLoginStore } from '../src/auth/logins.js'
 import { createQueries } from '../src/db/queries.js'
+import type { LoginListing as Listed } from '../plugins/auth.js'
 import { captureLogs, dbKinds, demo, setCookies, testApp, testDatabase } from './helpers.js'
-
-interface Listed {
-  id: string
-  createdAt: string
-  lastUsedAt: string
-  expiresAt: string
-  userAgent: string | null
-  ip: string | null
-  current: boolean
-}
 
 const modes = {
   'jwt + refresh': { AUTH_MODE: 'jwt', JWT_REFRESH: 'on' },
