@@ -15,8 +15,16 @@ import { AppError } from './errors.js'
 
 // fast-jwt takes clockTolerance in milliseconds (maxAge and expiresIn in seconds).
 export const CLOCK_TOLERANCE_MS = 5_000
-/** Verified tokens kept in memory (a few hundred bytes each). */
-const VERIFIED_TOKENS_KEPT = 1000
+/**
+ * Verified tokens kept in memory: about 900 bytes each with the token itself
+ * (measured, a 360-character token), so 10 000 entries (a deployment's
+ * active users, each with a token or two) hold about 9 MiB; the byte bound
+ * caps it at 16 MiB whatever the tokens' length.
+ */
+const VERIFIED_TOKENS_KEPT = 10_000
+const VERIFIED_TOKENS_MAX_BYTES = 16 * 1024 * 1024
+/** An entry's cost beyond the token's characters: the Map slot, the claims object and its strings. */
+const ENTRY_OVERHEAD_BYTES = 512
 const roles: ReadonlySet<string> = new Set<Role>(['admin', 'user', 'viewer'])
 
 /**
@@ -57,31 +65,67 @@ export interface TokenClaims {
  * An entry is used only until the token would expire (exp plus the clock
  * tolerance, or iat plus the lifetime); after that the token goes through the
  * verifier again, which refuses it. Failures are never kept. Revocation is
- * not cached: it is checked after this, on every request. Bounded: beyond
- * `max` tokens the oldest entry goes (first in, first out).
+ * not cached: it is checked after this, on every request. Bounded by count
+ * and by bytes: beyond either the least recently used entries go, so an
+ * active user's token stays while a flood of others passes through.
  */
 export class VerifiedTokens {
-  private readonly entries = new Map<string, { claims: TokenClaims, usableUntilMs: number }>()
+  private readonly entries = new Map<string, { claims: TokenClaims, usableUntilMs: number, bytes: number, used: number }>()
+  /** Bumped on every insert or move: how recently an entry was put at the young end of the Map's order. */
+  private clock = 0
+  private bytes = 0
 
-  constructor (private readonly max: number, private readonly lifetimeSeconds: number) {}
+  constructor (
+    private readonly max: number,
+    private readonly lifetimeSeconds: number,
+    private readonly maxBytes = VERIFIED_TOKENS_MAX_BYTES
+  ) {}
 
   get size (): number {
     return this.entries.size
   }
 
+  /** What the entries are estimated to hold, token characters included. */
+  get byteSize (): number {
+    return this.bytes
+  }
+
   get (token: string, nowMs: number): TokenClaims | undefined {
     const entry = this.entries.get(token)
     if (entry === undefined) return undefined
-    if (nowMs < entry.usableUntilMs) return entry.claims
-    this.entries.delete(token)
-    return undefined
+    if (nowMs >= entry.usableUntilMs) {
+      this.remove(token, entry.bytes)
+      return undefined
+    }
+    // Least recently used goes first: a hit moves its entry to the young end,
+    // but only once it has aged past half the memory, so most hits (an active
+    // user's cookie, again and again) cost one lookup and no reordering.
+    if (this.clock - entry.used > this.max >> 1) {
+      this.entries.delete(token)
+      entry.used = ++this.clock
+      this.entries.set(token, entry)
+    }
+    return entry.claims
   }
 
   set (token: string, claims: TokenClaims): void {
-    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!)
+    const bytes = token.length + ENTRY_OVERHEAD_BYTES
+    const known = this.entries.get(token)
+    if (known !== undefined) this.remove(token, known.bytes)
+    // The oldest go until there is room, by count and by bytes.
+    for (const [oldest, entry] of this.entries) {
+      if (this.entries.size < this.max && this.bytes + bytes <= this.maxBytes) break
+      this.remove(oldest, entry.bytes)
+    }
     // Mirrors the verifier: exp is checked with the clock tolerance, maxAge (iat + lifetime) without it.
     const usableUntilMs = Math.min(claims.exp * 1000 + CLOCK_TOLERANCE_MS, (claims.iat + this.lifetimeSeconds) * 1000)
-    this.entries.set(token, { claims: Object.freeze(claims), usableUntilMs })
+    this.entries.set(token, { claims: Object.freeze(claims), usableUntilMs, bytes, used: ++this.clock })
+    this.bytes += bytes
+  }
+
+  private remove (token: string, bytes: number): void {
+    this.entries.delete(token)
+    this.bytes -= bytes
   }
 }
 

@@ -47,3 +47,38 @@ t.test('kept claims cannot be changed by whoever reads them', async (t) => {
   t.throws(() => { read.role = 'admin' }, TypeError)
   t.equal(kept.get('a', 1_000_000)?.role, 'user')
 })
+
+t.test('least recently used goes first: a token in use stays while a flood of others passes through', async (t) => {
+  const kept = new VerifiedTokens(4, LIFETIME)
+  kept.set('active', claims(1_000, 1_000 + LIFETIME, 'active'))
+  for (let i = 0; i < 100; i++) {
+    kept.set(`other-${i}`, claims(1_000, 1_000 + LIFETIME, `other-${i}`))
+    t.equal(kept.get('active', 1_000_000)?.jti, 'active', `still kept after ${i + 1} others`)
+  }
+  t.equal(kept.size, 4, 'and the bound holds')
+  t.equal(kept.get('other-0', 1_000_000), undefined, 'the unused ones went')
+  t.equal(kept.get('other-99', 1_000_000)?.jti, 'other-99', 'the newest is kept')
+})
+
+t.test('bounded by bytes as well: long tokens push out the oldest before the count is reached', async (t) => {
+  const long = (c: string) => c.repeat(2000)
+  // Room for two entries of 2 000 characters (plus their overhead), not three.
+  const kept = new VerifiedTokens(100, LIFETIME, 2 * (2000 + 512))
+  for (const c of ['a', 'b', 'c']) kept.set(long(c), claims(1_000, 1_000 + LIFETIME, c))
+  t.equal(kept.size, 2)
+  t.ok(kept.byteSize <= 2 * (2000 + 512), `within the byte bound (${kept.byteSize})`)
+  t.same(['a', 'b', 'c'].map((c) => kept.get(long(c), 1_000_000)?.jti ?? null), [null, 'b', 'c'])
+})
+
+t.test('the byte count follows what is kept: setting a token again, and expiry, leave no phantom bytes', async (t) => {
+  const kept = new VerifiedTokens(10, 60)
+  kept.set('a', claims(1_000, 1_060))
+  const one = kept.byteSize
+  kept.set('a', claims(1_000, 1_060))
+  t.equal(kept.byteSize, one, 'the same token twice counts once')
+  kept.set('b', claims(1_000, 1_060))
+  t.equal(kept.get('a', 1_060_000), undefined, 'expired')
+  t.equal(kept.get('b', 1_060_000), undefined, 'expired')
+  t.equal(kept.byteSize, 0, 'nothing counted once both are gone')
+  t.equal(kept.size, 0)
+})
