@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify'
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import { openPg } from '../src/db/database.js'
+import { DatabaseUnavailableError, openPg } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { seed } from '../src/db/seed.js'
 import { captureLogs, testApp, testDatabase, type LogCapture, type TestDatabase } from './helpers.js'
@@ -76,6 +76,15 @@ if (serverUrl === undefined || serverUrl === '') {
 
     await asAdmin(`ALTER DATABASE ${name} CONNECTION LIMIT -1`)
     t.equal((await app.inject({ url: '/ready' })).statusCode, 200, 'ready again once there are slots')
+  })
+
+  t.test('a connection lost in the middle of a query is unavailability, and the process lives on', async (t) => {
+    const testDb = await testDatabase(t, 'postgres')
+    const sleeping = testDb.db.query('SELECT pg_sleep(10)').then(() => undefined, (err: unknown) => err)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await endConnections(nameOf(testDb))
+    t.type(await sleeping, DatabaseUnavailableError, 'the query in flight fails as unavailable (a 503 for its client)')
+    t.same(await testDb.db.query('SELECT 1 AS one'), [{ one: 1 }], 'the next query gets a new connection')
   })
 
   t.test('the database does not exist (3D000)', async (t) => {

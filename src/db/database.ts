@@ -84,12 +84,25 @@ function guard<T> (promise: Promise<T>): Promise<T> {
  * client sees 503; the real reason stays in the error's cause, for the log.
  */
 async function connect (pool: pg.Pool): Promise<pg.PoolClient> {
+  let client: pg.PoolClient
   try {
-    return await pool.connect()
+    client = await pool.connect()
   } catch (err) {
     throw new DatabaseUnavailableError(err)
   }
+  // A connection lost while checked out fails the query in flight (the caller
+  // sees that) and also emits 'error' on the client, which would end the
+  // process unheard: pg-pool listens only while a client is idle.
+  client.on('error', lostWhileCheckedOut)
+  const release = client.release
+  client.release = (err?: Error | boolean) => {
+    client.removeListener('error', lostWhileCheckedOut)
+    release(err)
+  }
+  return client
 }
+
+function lostWhileCheckedOut (): void {}
 
 export interface DatabaseOptions {
   /** postgres:// URL; when absent, PGlite in `dataDir`. */
