@@ -1,14 +1,15 @@
 // Authentication: one interface, two implementations (stateless JWT, Postgres
 // sessions), chosen once from AUTH_MODE. Routes use `app.authenticate` as an
 // onRequest hook (so an anonymous caller gets 401 before any validation) and
-// `app.auth.login` / `app.auth.logout`; they never see a token or SQL.
+// `app.auth.login`, `logout`, `changePassword`, `logoutEverywhere`; they never
+// see a token or SQL.
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createLoginThrottle, type LoginThrottle } from '../src/auth/login-throttle.js'
-import type { Account, AuthStrategy, LoginContext, LoginResult, Principal, RevokedCredential } from '../src/auth/types.js'
+import type { Account, AuthStrategy, IssuedCredential, LoginContext, LoginResult, Principal, RevokedCredential } from '../src/auth/types.js'
 import { DatabaseUnavailableError } from '../src/db/database.js'
-import { dummyPasswordHash, normaliseUsername, verifyPassword } from '../src/passwords.js'
+import { dummyPasswordHash, hashPassword, normaliseUsername, verifyPassword } from '../src/passwords.js'
 import { schedulePurge } from '../src/purge.js'
 import { AppError } from './errors.js'
 import { createJwtStrategy } from './jwt-strategy.js'
@@ -27,6 +28,10 @@ declare module 'fastify' {
       listLogins(request: FastifyRequest): Promise<LoginListing[]>
       /** DELETE /sessions/:id: ends one of the caller's logins; 404 when it is not theirs. */
       endLogin(request: FastifyRequest, reply: FastifyReply, loginId: string): Promise<void>
+      /** The caller's password, checked (a wrong one counts as a failed login); every other login of theirs ends; a fresh cookie. */
+      changePassword(request: FastifyRequest, reply: FastifyReply, currentPassword: string, newPassword: string): Promise<void>
+      /** Every login of the caller's ends, this one included; the cookie is cleared. Only where `strategy.endAll` exists. */
+      logoutEverywhere(request: FastifyRequest, reply: FastifyReply): Promise<void>
     }
     /** Failed logins, shared by every replica: `begin` before a password check, then `failed()` or `succeeded()`. */
     loginThrottle: LoginThrottle
@@ -139,8 +144,7 @@ export default fp(async function auth (app) {
     // No fixation: whatever credential came with the request is ended, a new one issued.
     await endPresented(request)
     const issued = await strategy.issue(account, loginContext(request))
-    reply.setAuthCookie(issued.value, issued.maxAgeSeconds)
-    if (issued.refresh !== undefined) reply.setRefreshCookie(issued.refresh.value, issued.refresh.maxAgeSeconds)
+    setCookies(reply, issued)
     request.log.info({ audit: 'login_success', staffId: account.staffId, username: account.username }, 'login succeeded')
     return {
       staffId: account.staffId,
@@ -160,6 +164,11 @@ export default fp(async function auth (app) {
     const ended = credential === undefined ? undefined : await strategy.revoke(credential.value)
     logEnded(request, ended, 'logout')
     return ended
+  }
+
+  function setCookies (reply: FastifyReply, issued: IssuedCredential): void {
+    reply.setAuthCookie(issued.value, issued.maxAgeSeconds)
+    if (issued.refresh !== undefined) reply.setRefreshCookie(issued.refresh.value, issued.refresh.maxAgeSeconds)
   }
 
   function clearCookies (reply: FastifyReply): void {
@@ -195,8 +204,7 @@ export default fp(async function auth (app) {
     switch (result.outcome) {
       case 'rotated': {
         const { account, loginId, credential } = result
-        reply.setAuthCookie(credential.value, credential.maxAgeSeconds)
-        reply.setRefreshCookie(credential.refresh.value, credential.refresh.maxAgeSeconds)
+        setCookies(reply, credential)
         request.log.info({ audit: 'refresh', staffId: account.staffId, loginId }, 'refreshed')
         return {
           staffId: account.staffId,
@@ -240,5 +248,36 @@ export default fp(async function auth (app) {
     if (loginId === principal.loginId) clearCookies(reply)
   }
 
-  app.decorate('auth', { strategy, login, logout, refresh, listLogins, endLogin })
-}, { name: 'tokenlab-auth', dependencies: ['tokenlab-config', 'tokenlab-database', 'tokenlab-cookie'] })
+  async function changePassword (request: FastifyRequest, reply: FastifyReply, currentPassword: string, newPassword: string): Promise<void> {
+    const caller = request.principal!
+    const username = normaliseUsername(caller.username)
+    // A wrong current password is a failed login, counted and throttled like one.
+    const attempt = await loginThrottle.begin(request, username)
+    const account = await checkPassword(username, currentPassword)
+    if (account === undefined || account.staffId !== caller.staffId) {
+      await attempt.failed()
+      request.log.info({ audit: 'password_change_refused', staffId: caller.staffId }, 'password change refused: wrong current password')
+      throw new AppError(401, 'BAD_CREDENTIALS', 'the current password is wrong')
+    }
+    await attempt.succeeded()
+    const passwordHash = await hashPassword(newPassword)
+    // Logins end before the new password is stored: if the database fails in
+    // between, more has ended than asked, never less.
+    if (strategy.endAll !== undefined) await strategy.endAll(account.staffId, 'password_change')
+    await app.queries.updatePasswordHash(account.staffId, passwordHash)
+    // Fresh cookies for the caller, issued after the others ended, so they survive.
+    setCookies(reply, await strategy.issue(account, loginContext(request)))
+    request.log.info({ audit: 'password_change', staffId: account.staffId }, 'password changed')
+    if (strategy.endAll !== undefined) request.log.info({ audit: 'session_end', why: 'password_change', staffId: account.staffId }, 'every other login ended')
+  }
+
+  async function logoutEverywhere (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const { staffId } = request.principal!
+    await strategy.endAll!(staffId, 'logout_everywhere')
+    clearCookies(reply)
+    reply.header('clear-site-data', '"cookies"')
+    request.log.info({ audit: 'session_end', why: 'logout_everywhere', staffId }, 'every login ended')
+  }
+
+  app.decorate('auth', { strategy, login, logout, refresh, listLogins, endLogin, changePassword, logoutEverywhere })
+}, { name: 'tokenlab-auth', dependencies: ['tokenlab-config', 'tokenlab-database', 'tokenlab-cookie', 'tokenlab-revocation'] })

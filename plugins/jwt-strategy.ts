@@ -7,14 +7,14 @@ import { createHash, randomUUID } from 'node:crypto'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
 import { list, resolveJwtSecret, seconds } from '../src/config.js'
-import { schedulePurge } from '../src/purge.js'
 import type { Role } from '../src/db/queries.js'
+import { schedulePurge } from '../src/purge.js'
 import { createLoginStore, loginIdPattern, type LoginStore } from '../src/auth/logins.js'
 import type { Account, AuthStrategy, IssuedCredential, IssuedRefreshToken, LoginContext, Principal } from '../src/auth/types.js'
 import { AppError } from './errors.js'
 
 // fast-jwt takes clockTolerance in milliseconds (maxAge and expiresIn in seconds).
-const CLOCK_TOLERANCE_MS = 5_000
+export const CLOCK_TOLERANCE_MS = 5_000
 /** Verified tokens kept in memory (a few hundred bytes each). */
 const VERIFIED_TOKENS_KEPT = 1000
 const roles: ReadonlySet<string> = new Set<Role>(['admin', 'user', 'viewer'])
@@ -57,7 +57,7 @@ export interface TokenClaims {
  * An entry is used only until the token would expire (exp plus the clock
  * tolerance, or iat plus the lifetime); after that the token goes through the
  * verifier again, which refuses it. Failures are never kept. Revocation is
- * not cached: it is looked up after this, on every request. Bounded: beyond
+ * not cached: it is checked after this, on every request. Bounded: beyond
  * `max` tokens the oldest entry goes (first in, first out).
  */
 export class VerifiedTokens {
@@ -164,8 +164,9 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   const verifiers = new Map([...keys.keys()].map((kid) => [headerSegment(kid), jwt[kid]!]))
   const expiredVerifiers = new Map([...keys.keys()].filter(() => refresh).map((kid) => [headerSegment(kid), jwt[`${kid}_expired`]!]))
 
-  const revocation = config.JWT_REVOCATION === 'on'
-  if (revocation) schedulePurge(app, 'revocations', () => app.queries.deleteExpiredRevocations())
+  // Pushed to memory by plugins/revocation.ts; disabled (never revoked) when JWT_REVOCATION=off.
+  const revocations = app.revocations
+  const revocation = revocations.enabled
 
   const verified = new VerifiedTokens(VERIFIED_TOKENS_KEPT, lifetime)
 
@@ -209,7 +210,12 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       username: account.username,
       role: account.role,
       jti: randomUUID(),
-      ...(login !== undefined ? { sid: login.id } : {})
+      ...(login !== undefined ? { sid: login.id } : {}),
+      // After a password change or "log out everywhere" in this very second,
+      // iat is the next second: tokens issued before the change carry an
+      // earlier one and are refused, this one is not (within the verifier's
+      // tolerance for a future iat).
+      iat: Math.max(Math.floor(Date.now() / 1000), revocations.validAfter(account.staffId) ?? 0)
     }
     // No access token outlives its login. Shorter tokens are signed with a
     // signer built for the call, which only happens in a login's last minutes.
@@ -233,8 +239,8 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       idleSeconds: seconds(config.REFRESH_IDLE_TIMEOUT),
       graceSeconds: seconds(config.REFRESH_REUSE_GRACE),
       accessLifetimeSeconds: lifetime,
-      // With JWT_REVOCATION=on, the revocation memory refuses an ended login's access tokens from here.
-      onLoginEnded: undefined
+      // With revocation an ended login's access tokens are refused at once, on every replica.
+      onLoginEnded: revocation ? (loginId, accessExpiresAt) => revocations.revokeLogin(loginId, accessExpiresAt) : undefined
     })
     : undefined
   if (logins !== undefined) schedulePurge(app, 'logins', () => logins.purge())
@@ -255,8 +261,11 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
 
     async verify (token: string): Promise<Principal> {
       const claims = decode(token)
-      // Fails closed: a database error here is a 503, never a pass.
-      if (revocation && await app.queries.isTokenRevoked(claims.jti)) throw invalid('revoked')
+      if (revocation) {
+        // From memory while the replica listens; from the database (a 503 when it is down) while not.
+        const revoked = revocations.isRevoked(claims)
+        if (revoked === true || (revoked !== false && await revoked)) throw invalid('revoked')
+      }
       return principalOf(claims)
     },
 
@@ -268,7 +277,7 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       } catch {
         return undefined // an unusable token needs no revoking
       }
-      if (revocation) await app.queries.revokeToken(claims.jti, new Date(claims.exp * 1000))
+      if (revocation) await revocations.revokeToken(claims.jti, new Date(claims.exp * 1000))
       const ended = logins !== undefined && claims.sid !== undefined ? await logins.end(claims.sid, 'logout', claims.staffId) : undefined
       return { staffId: claims.staffId, loginId: ended?.loginId }
     },
@@ -278,6 +287,11 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       end: async (staffId, loginId, why) => (await logins.endLive(staffId, loginId, why)) !== undefined,
       endAll: async (staffId, why, exceptLoginId) => (await logins.endAllLogins(staffId, why, exceptLoginId)).length
     },
+
+    // Plain jwt has nothing that can end an issued token before its exp.
+    endAll: logins !== undefined
+      ? async (staffId, why) => { await logins.endAllLogins(staffId, why) }
+      : revocation ? async (staffId) => { await revocations.revokeStaff(staffId) } : undefined,
 
     refresh: logins && {
       async renew (refreshToken: string) {

@@ -31,6 +31,7 @@ export const tags = [
   { name: 'experiments', description: "Staff members' experiments, a page at a time; your own, or anyone's for role admin." },
   { name: 'staff', description: 'The staff list.' },
   { name: 'sessions', description: "A person's own logins: list them, end one (jwt with refresh, and session mode)." },
+  { name: 'account', description: 'Your own account: change your password, log out everywhere.' },
   { name: 'ops', description: 'Liveness and readiness probes for load balancers and orchestrators.' }
 ]
 

@@ -40,7 +40,7 @@ export default fp(async function security (app) {
         cb(null, origin !== undefined && allowedOrigins.has(origin) ? origin : false)
       },
       credentials: true,
-      methods: ['GET', 'POST'],
+      methods: ['GET', 'POST', 'DELETE'],
       strictPreflight: false
     })
   }

@@ -60,6 +60,10 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
       list: (staffId) => app.queries.listSessions(staffId, idle),
       end: (staffId, publicId) => app.queries.deleteSessionOfStaff(staffId, publicId),
       endAll: (staffId, _why, exceptPublicId) => app.queries.deleteSessionsOfStaff(staffId, exceptPublicId)
+    },
+
+    async endAll (staffId) {
+      await app.queries.deleteSessionsOfStaff(staffId)
     }
   }
 }

@@ -10,8 +10,10 @@ import cookiePlugin from '../plugins/cookie.js'
 import databasePlugin from '../plugins/database.js'
 import errorsPlugin, { frameworkErrors } from '../plugins/errors.js'
 import openapiPlugin from '../plugins/openapi.js'
+import revocationPlugin from '../plugins/revocation.js'
 import securityPlugin from '../plugins/security.js'
 import staticPagePlugin from '../plugins/static-page.js'
+import accountRoutes from '../routes/account.js'
 import authRoutes from '../routes/auth.js'
 import experimentRoutes from '../routes/experiments.js'
 import healthRoutes from '../routes/health.js'
@@ -72,12 +74,14 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
   await app.register(databasePlugin, { database: options.database })
   await app.register(cookiePlugin)
   await app.register(securityPlugin)
+  await app.register(revocationPlugin)
   await app.register(authPlugin)
   await app.register(openapiPlugin)
 
   await app.register(healthRoutes)
   await app.register(staffRoutes)
   await app.register(authRoutes)
+  await app.register(accountRoutes)
   await app.register(experimentRoutes)
   // Modes that keep logins on the server; elsewhere these routes do not exist (404).
   if (app.config.JWT_REFRESH === 'on') await app.register(refreshRoutes)

@@ -14,7 +14,7 @@ for (const kind of dbKinds) {
     const { db } = await testDatabase(t, kind, { seed: false })
     const tables = await db.query<{ table_name: string }>(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")
-    t.same(tables.map((r) => r.table_name), ['experiment', 'login_failures', 'logins', 'performed', 'refresh_tokens', 'revoked_tokens', 'schema_migrations', 'sessions', 'staff'])
+    t.same(tables.map((r) => r.table_name), ['experiment', 'login_failures', 'logins', 'performed', 'refresh_tokens', 'revoked_logins', 'revoked_tokens', 'schema_migrations', 'sessions', 'staff', 'staff_tokens_valid_after'])
     const files = (await readdir(migrationsDir)).filter((f) => f.endsWith('.sql')).sort()
     const applied = await db.query<{ version: string }>('SELECT version FROM schema_migrations ORDER BY version')
     t.same(applied.map((r) => r.version), files.map((f) => f.replace(/\.sql$/, '')), 'every file applied once, in order')

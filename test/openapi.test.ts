@@ -76,7 +76,7 @@ t.test('the committed document and types, from the default configuration (jwt mo
 
 // Every configuration that changes which routes exist or what they need: a
 // route registered only under one of them is checked there.
-const configurations: Array<Record<string, string>> = [{}, { AUTH_MODE: 'session' }, { JWT_REVOCATION: 'on' }, { JWT_REFRESH: 'on' }]
+const configurations: Array<Record<string, string>> = [{}, { AUTH_MODE: 'session' }, { JWT_REVOCATION: 'on' }, { JWT_REFRESH: 'on' }, { JWT_REFRESH: 'on', JWT_REVOCATION: 'on' }]
 
 for (const env of configurations) {
   t.test(`the convention, ${JSON.stringify(env)}`, async (t) => {

@@ -79,6 +79,15 @@ export interface AuthStrategy {
     /** Logout by the refresh cookie, where a client sends it. */
     revoke(refreshToken: string): Promise<RevokedCredential | undefined>
   } | undefined
+  /**
+   * Ends every login of the staff member's, on every replica: session rows
+   * deleted; with refresh every login ended (its refresh tokens refused, and
+   * with revocation its access tokens at once); with revocation alone a
+   * "valid after" instant refuses every token issued up to now. A credential
+   * issued afterwards works. Absent in plain jwt mode, whose tokens nothing
+   * can end before their exp.
+   */
+  readonly endAll?: ((staffId: number, why: LoginEndReason) => Promise<void>) | undefined
 }
 
 export interface LoginResult {

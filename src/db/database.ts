@@ -17,8 +17,33 @@ export interface Database extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>
   /** Number of queries sent since start (the benchmark reports queries per request). */
   readonly queryCount: number
+  /**
+   * LISTEN on `channel` over a connection of its own (never a pooled one):
+   * resolves once the LISTEN is in place. `onLost` is called at most once,
+   * when that connection fails (never after `close`); listen again to resume.
+   */
+  listen(channel: string, onMessage: (payload: string) => void, onLost: (err: Error) => void, options?: ListenOptions): Promise<Listener>
   close(): Promise<void>
 }
+
+export interface ListenOptions {
+  /** Shown in pg_stat_activity (server only), so an operator can tell the listener apart. */
+  applicationName?: string
+}
+
+export interface Listener {
+  /** Stops listening; `onLost` is not called for it. */
+  close(): Promise<void>
+}
+
+// A channel is an identifier, put into LISTEN as is: letters, digits and underscores only.
+const channelPattern = /^[a-z_][a-z0-9_]{0,62}$/
+function checkChannel (channel: string): void {
+  if (!channelPattern.test(channel)) throw new Error(`not a channel name: ${channel}`)
+}
+
+/** How often an idle listening connection is asked `SELECT 1`, so a silently dead one is noticed. */
+const LISTENER_HEARTBEAT_MS = 15_000
 
 /** The database cannot be reached or answered too late: the API says 503, not 500. */
 export class DatabaseUnavailableError extends Error {
@@ -37,6 +62,8 @@ const unavailableSqlState = /^(08|53|57)/
 function isUnavailable (err: unknown): boolean {
   const e = err as { code?: unknown, message?: unknown }
   if (typeof e?.code === 'string') {
+    // 55000 also covers a database that is refusing connections (ALLOW_CONNECTIONS false).
+    if (e.code === '55000') return typeof e.message === 'string' && /not currently accepting connections/.test(e.message)
     if (/^[0-9A-Z]{5}$/.test(e.code)) return unavailableSqlState.test(e.code)
     return true // ECONNREFUSED, ENOTFOUND, ETIMEDOUT, ...
   }
@@ -103,6 +130,19 @@ export async function openPglite (dataDir: string): Promise<Database> {
     ...wrap(lite),
     get queryCount () { return queryCount },
     transaction: (fn) => lite.transaction((tx) => fn(wrap(tx))),
+    // One process, no connection to lose: onLost is never called.
+    async listen (channel, onMessage) {
+      checkChannel(channel)
+      const unlisten = await lite.listen(channel, onMessage)
+      let closed = false
+      return {
+        async close () {
+          if (closed || lite.closed) return
+          closed = true
+          await unlisten()
+        }
+      }
+    },
     close: () => lite.close()
   }
 }
@@ -178,6 +218,64 @@ export function openPg (url: string, options: Omit<DatabaseOptions, 'url' | 'dat
         client.release(broken)
       }
     },
+    listen: (channel, onMessage, onLost, listenOptions = {}) => listenPg(url, options, channel, onMessage, onLost, listenOptions),
     close: () => pool.end()
+  }
+}
+
+async function listenPg (
+  url: string,
+  options: Omit<DatabaseOptions, 'url' | 'dataDir'>,
+  channel: string,
+  onMessage: (payload: string) => void,
+  onLost: (err: Error) => void,
+  { applicationName }: ListenOptions
+): Promise<Listener> {
+  checkChannel(channel)
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 2000,
+    query_timeout: options.queryTimeoutMs ?? 5000,
+    keepAlive: true,
+    ...(applicationName !== undefined ? { application_name: applicationName } : {})
+  })
+  let listening = false
+  let closed = false
+  let lost = false
+  const timers: { heartbeat?: NodeJS.Timeout } = {}
+  // Before the LISTEN is in place a failure rejects listen() instead.
+  const lose = (err: Error) => {
+    if (!listening || closed || lost) return
+    lost = true
+    clearInterval(timers.heartbeat)
+    client.end().catch(() => {})
+    onLost(err)
+  }
+  // 'error' without a listener would kill the process; 'end' covers a server that just closes.
+  client.on('error', lose)
+  client.on('end', () => lose(new Error('listening connection ended')))
+  client.on('notification', (message) => {
+    if (message.channel === channel) onMessage(message.payload ?? '')
+  })
+  try {
+    await guard(client.connect())
+    await guard(client.query(`LISTEN ${channel}`))
+    listening = true
+  } catch (err) {
+    closed = true
+    await client.end().catch(() => {})
+    throw err
+  }
+  // A connection cut without a FIN (a dead host, a dropped route) says nothing until it is used.
+  timers.heartbeat = setInterval(() => {
+    client.query('SELECT 1').catch((err: unknown) => lose(err instanceof Error ? err : new Error(String(err))))
+  }, LISTENER_HEARTBEAT_MS).unref()
+  return {
+    async close () {
+      if (closed) return
+      closed = true
+      clearInterval(timers.heartbeat)
+      if (!lost) await client.end().catch(() => {})
+    }
   }
 }

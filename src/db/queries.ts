@@ -91,6 +91,16 @@ export interface LoginAttemptReservation {
   retryAfterSeconds: number
 }
 
+/**
+ * One revocation as it travels by NOTIFY and as it is loaded at start; times
+ * in whole seconds since the epoch. `until`: when the tokens it concerns have
+ * all expired, so it can be forgotten.
+ */
+export type Revocation =
+  | { kind: 'token', jti: string, until: number }
+  | { kind: 'login', sid: string, until: number }
+  | { kind: 'staff', staffId: number, validAfter: number, until: number }
+
 export function createQueries (db: Queryable) {
   return {
     async ping (): Promise<void> {
@@ -171,23 +181,6 @@ export function createQueries (db: Queryable) {
       const rows = await db.query(
         `DELETE FROM sessions WHERE expires_at <= now() OR last_seen_at <= now() - make_interval(secs => $1)
          RETURNING 1`, [idleSeconds])
-      return rows.length
-    },
-
-    // Token revocation (JWT_REVOCATION=on), keyed by jti.
-    async revokeToken (jti: string, expiresAt: Date): Promise<void> {
-      await db.query(
-        'INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING',
-        [jti, expiresAt])
-    },
-
-    async isTokenRevoked (jti: string): Promise<boolean> {
-      const rows = await db.query('SELECT 1 FROM revoked_tokens WHERE jti = $1', [jti])
-      return rows.length > 0
-    },
-
-    async deleteExpiredRevocations (): Promise<number> {
-      const rows = await db.query('DELETE FROM revoked_tokens WHERE expires_at <= now() RETURNING 1')
       return rows.length
     },
 
@@ -397,6 +390,91 @@ export function createQueries (db: Queryable) {
     async deleteExpiredLoginFailures (): Promise<number> {
       const rows = await db.query('DELETE FROM login_failures WHERE expires_at <= now() RETURNING 1')
       return rows.length
+    },
+
+    // Revocation (JWT_REVOCATION=on). Each write is one statement that saves
+    // the row and notifies `channel` with it: the notice is delivered at
+    // commit, never for a write that did not commit.
+    async revokeToken (jti: string, expiresAt: Date, channel: string): Promise<Revocation> {
+      const rows = await db.query<{ notice: string }>(
+        `WITH saved AS (
+           INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2)
+           ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revoked_tokens.expires_at, EXCLUDED.expires_at)
+           RETURNING jti, expires_at)
+         SELECT n.notice, pg_notify($3, n.notice) FROM saved,
+           LATERAL (SELECT json_build_object('kind', 'token', 'jti', jti, 'until', ceil(extract(epoch FROM expires_at))::bigint)::text AS notice) n`,
+        [jti, expiresAt, channel])
+      return JSON.parse(rows[0]!.notice) as Revocation
+    },
+
+    async revokeLogin (sid: string, expiresAt: Date, channel: string): Promise<Revocation> {
+      const rows = await db.query<{ notice: string }>(
+        `WITH saved AS (
+           INSERT INTO revoked_logins (sid, expires_at) VALUES ($1, $2)
+           ON CONFLICT (sid) DO UPDATE SET expires_at = GREATEST(revoked_logins.expires_at, EXCLUDED.expires_at)
+           RETURNING sid, expires_at)
+         SELECT n.notice, pg_notify($3, n.notice) FROM saved,
+           LATERAL (SELECT json_build_object('kind', 'login', 'sid', sid, 'until', ceil(extract(epoch FROM expires_at))::bigint)::text AS notice) n`,
+        [sid, expiresAt, channel])
+      return JSON.parse(rows[0]!.notice) as Revocation
+    },
+
+    /** Tokens of `staffId` issued before `validAfter` (epoch seconds) are refused until `until`; never moves either back. */
+    async revokeStaff (staffId: number, validAfter: number, until: number, channel: string): Promise<Revocation> {
+      const rows = await db.query<{ notice: string }>(
+        `WITH saved AS (
+           INSERT INTO staff_tokens_valid_after (staff_id, valid_after, expires_at) VALUES ($1, to_timestamp($2), to_timestamp($3))
+           ON CONFLICT (staff_id) DO UPDATE SET
+             valid_after = GREATEST(staff_tokens_valid_after.valid_after, EXCLUDED.valid_after),
+             expires_at = GREATEST(staff_tokens_valid_after.expires_at, EXCLUDED.expires_at)
+           RETURNING staff_id, valid_after, expires_at)
+         SELECT n.notice, pg_notify($4, n.notice) FROM saved,
+           LATERAL (SELECT json_build_object('kind', 'staff', 'staffId', staff_id,
+             'validAfter', extract(epoch FROM valid_after)::bigint,
+             'until', ceil(extract(epoch FROM expires_at))::bigint)::text AS notice) n`,
+        [staffId, validAfter, until, channel])
+      return JSON.parse(rows[0]!.notice) as Revocation
+    },
+
+    /** Every revocation still live `graceSeconds` ago (the verifier's clock tolerance). */
+    async liveRevocations (graceSeconds: number): Promise<Revocation[]> {
+      const rows = await db.query<{ notice: string }>(
+        `SELECT json_build_object('kind', 'token', 'jti', jti, 'until', ceil(extract(epoch FROM expires_at))::bigint)::text AS notice
+           FROM revoked_tokens WHERE expires_at > now() - make_interval(secs => $1)
+         UNION ALL
+         SELECT json_build_object('kind', 'login', 'sid', sid, 'until', ceil(extract(epoch FROM expires_at))::bigint)::text
+           FROM revoked_logins WHERE expires_at > now() - make_interval(secs => $1)
+         UNION ALL
+         SELECT json_build_object('kind', 'staff', 'staffId', staff_id, 'validAfter', extract(epoch FROM valid_after)::bigint,
+                                  'until', ceil(extract(epoch FROM expires_at))::bigint)::text
+           FROM staff_tokens_valid_after WHERE expires_at > now() - make_interval(secs => $1)`,
+        [graceSeconds])
+      return rows.map((row) => JSON.parse(row.notice) as Revocation)
+    },
+
+    /** The same question as the memory answers, asked of the database (while the memory cannot be trusted). */
+    async isRevoked (jti: string, sid: string | null, staffId: number, iat: number): Promise<boolean> {
+      const rows = await db.query<{ revoked: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1)
+             OR EXISTS (SELECT 1 FROM revoked_logins WHERE sid = $2::text)
+             OR EXISTS (SELECT 1 FROM staff_tokens_valid_after WHERE staff_id = $3 AND valid_after > to_timestamp($4)) AS revoked`,
+        [jti, sid, staffId, iat])
+      return rows[0]!.revoked
+    },
+
+    /** Deletes revocations past their expiry by more than `graceSeconds`; returns how many. */
+    async deleteExpiredRevocations (graceSeconds: number): Promise<number> {
+      const rows = await db.query<{ n: number }>(
+        `WITH t AS (DELETE FROM revoked_tokens WHERE expires_at <= now() - make_interval(secs => $1) RETURNING 1),
+              l AS (DELETE FROM revoked_logins WHERE expires_at <= now() - make_interval(secs => $1) RETURNING 1),
+              s AS (DELETE FROM staff_tokens_valid_after WHERE expires_at <= now() - make_interval(secs => $1) RETURNING 1)
+         SELECT ((SELECT count(*) FROM t) + (SELECT count(*) FROM l) + (SELECT count(*) FROM s))::int AS n`,
+        [graceSeconds])
+      return rows[0]!.n
+    },
+
+    async updatePasswordHash (staffId: number, passwordHash: string): Promise<void> {
+      await db.query('UPDATE staff SET password_hash = $2 WHERE staff_id = $1', [staffId, passwordHash])
     }
   }
 }
