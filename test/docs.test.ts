@@ -72,7 +72,7 @@ t.test('every route the app registers is in docs/api.md as "METHOD /path"', asyn
   // Each mode with a route only that mode registers, so a mode whose settings were ignored cannot pass unnoticed.
   const modes: Array<[string, Record<string, string>, string]> = [
     ['jwt', { AUTH_MODE: 'jwt' }, 'POST /login'],
-    ['jwt + JWT_REVOCATION=on', { AUTH_MODE: 'jwt', JWT_REVOCATION: 'on' }, 'POST /login'],
+    ['jwt + JWT_REVOCATION=on', { AUTH_MODE: 'jwt', JWT_REVOCATION: 'on' }, 'DELETE /sessions'],
     ['jwt + JWT_REFRESH=on', { AUTH_MODE: 'jwt', JWT_REFRESH: 'on' }, 'POST /refresh'],
     ['jwt + JWT_REFRESH=on + JWT_REVOCATION=on', { AUTH_MODE: 'jwt', JWT_REFRESH: 'on', JWT_REVOCATION: 'on' }, 'POST /refresh'],
     ['session', { AUTH_MODE: 'session' }, 'GET /sessions']
