@@ -10,9 +10,10 @@ const Login = Type.Object({
   createdAt: Instant(),
   lastUsedAt: Instant('the last refresh (jwt with refresh) or request (session, to the minute)'),
   expiresAt: Instant('the absolute end'),
-  userAgent: Type.Union([Type.String({ maxLength: 200 }), Type.Null()]),
-  // An IPv6 address in text is at most 45 characters.
-  ip: Type.Union([Type.String({ maxLength: 45 }), Type.Null()]),
+  // Node's HTTP parser refuses control characters in headers, tab aside.
+  userAgent: Type.Union([Type.String({ maxLength: 200, pattern: '^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f]*$' }), Type.Null()]),
+  // An IPv4 or IPv6 address in text (at most 45 characters).
+  ip: Type.Union([Type.String({ maxLength: 45, pattern: '^[0-9A-Fa-f:.]{2,45}$' }), Type.Null()]),
   current: Type.Boolean({ description: 'the login this request was made with' })
 }, { additionalProperties: false })
 

@@ -5,17 +5,8 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t from 'tap'
 import { createLoginStore } from '../src/auth/logins.js'
 import { createQueries } from '../src/db/queries.js'
+import type { LoginListing as Listed } from '../plugins/auth.js'
 import { captureLogs, dbKinds, demo, setCookies, testApp, testDatabase } from './helpers.js'
-
-interface Listed {
-  id: string
-  createdAt: string
-  lastUsedAt: string
-  expiresAt: string
-  userAgent: string | null
-  ip: string | null
-  current: boolean
-}
 
 const modes = {
   'jwt + refresh': { AUTH_MODE: 'jwt', JWT_REFRESH: 'on' },
@@ -202,12 +193,14 @@ for (const kind of dbKinds) {
     })
 
     t.test('every mode answers its routes, or 404 and no mention in /openapi.json', async (t) => {
-      const cases: Array<[string, Record<string, string>, { refresh: boolean, sessions: boolean }]> = [
-        ['jwt', { AUTH_MODE: 'jwt' }, { refresh: false, sessions: false }],
-        ['jwt + revocation', { AUTH_MODE: 'jwt', JWT_REVOCATION: 'on' }, { refresh: false, sessions: false }],
-        ['jwt + refresh', { AUTH_MODE: 'jwt', JWT_REFRESH: 'on' }, { refresh: true, sessions: true }],
-        ['jwt + refresh + revocation', { AUTH_MODE: 'jwt', JWT_REFRESH: 'on', JWT_REVOCATION: 'on' }, { refresh: true, sessions: true }],
-        ['session', { AUTH_MODE: 'session' }, { refresh: false, sessions: true }]
+      // The mode table: POST /refresh, GET /sessions with DELETE /sessions/:id, DELETE /sessions (log out
+      // everywhere); POST /password exists in every mode.
+      const cases: Array<[string, Record<string, string>, { refresh: boolean, sessions: boolean, everywhere: boolean }]> = [
+        ['jwt', { AUTH_MODE: 'jwt' }, { refresh: false, sessions: false, everywhere: false }],
+        ['jwt + revocation', { AUTH_MODE: 'jwt', JWT_REVOCATION: 'on' }, { refresh: false, sessions: false, everywhere: true }],
+        ['jwt + refresh', { AUTH_MODE: 'jwt', JWT_REFRESH: 'on' }, { refresh: true, sessions: true, everywhere: true }],
+        ['jwt + refresh + revocation', { AUTH_MODE: 'jwt', JWT_REFRESH: 'on', JWT_REVOCATION: 'on' }, { refresh: true, sessions: true, everywhere: true }],
+        ['session', { AUTH_MODE: 'session' }, { refresh: false, sessions: true, everywhere: true }]
       ]
       for (const [mode, env, has] of cases) {
         const app = await testApp(t, testDb, { env })
@@ -227,10 +220,17 @@ for (const kind of dbKinds) {
         t.equal(ended.json().message === 'no such route', !has.sessions, `${mode}: the route ${has.sessions ? 'exists' : 'does not exist'}`)
         if (has.sessions) t.equal((await app.inject({ url: '/sessions' })).statusCode, 401, `${mode}: anonymous GET /sessions is 401`)
 
-        const paths = Object.keys((await app.inject({ url: '/openapi.json' })).json().paths)
-        t.equal(paths.includes('/refresh'), has.refresh, `${mode}: /refresh in the OpenAPI document`)
-        t.equal(paths.includes('/sessions'), has.sessions, `${mode}: /sessions in the OpenAPI document`)
-        t.equal(paths.includes('/sessions/{id}'), has.sessions, `${mode}: /sessions/{id} in the OpenAPI document`)
+        const password = await app.inject({ method: 'POST', url: '/password', headers: { cookie: current }, payload: {} })
+        t.equal(password.statusCode, 400, `${mode}: POST /password exists (an empty body is 400)`)
+        const everywhere = await app.inject({ method: 'DELETE', url: '/sessions' })
+        t.equal(everywhere.statusCode, has.everywhere ? 401 : 404, `${mode}: DELETE /sessions ${has.everywhere ? 'exists' : 'does not exist'}`)
+
+        const paths = (await app.inject({ url: '/openapi.json' })).json().paths as Record<string, Record<string, unknown>>
+        t.equal('/refresh' in paths, has.refresh, `${mode}: /refresh in the OpenAPI document`)
+        t.equal(paths['/sessions']?.get !== undefined, has.sessions, `${mode}: GET /sessions in the OpenAPI document`)
+        t.equal(paths['/sessions']?.delete !== undefined, has.everywhere, `${mode}: DELETE /sessions in the OpenAPI document`)
+        t.equal('/sessions/{id}' in paths, has.sessions, `${mode}: /sessions/{id} in the OpenAPI document`)
+        t.ok('/password' in paths, `${mode}: /password in the OpenAPI document`)
         await app.close()
       }
     })

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { renderDocument } from '../plugins/openapi.js'
-import { apiTypes, documentPath, typesPath } from '../scripts/openapi.js'
+import { allRoutesConfig, allRoutesDocumentPath, apiTypes, documentPath, typesPath } from '../scripts/openapi.js'
 import { demo, login, testApp, testDatabase } from './helpers.js'
 
 interface Operation {
@@ -72,6 +72,12 @@ t.test('the committed document and types, from the default configuration (jwt mo
     t.match(document.components.securitySchemes.cookieAuth, { type: 'apiKey', in: 'cookie', name: 'token' })
     t.match(document.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: /RFC8725/ })
   })
+})
+
+t.test('docs/openapi-all-routes.json is the document of the mode with every route', async (t) => {
+  const app = await testApp(t, db, { env: allRoutesConfig })
+  const served = renderDocument((await app.inject({ url: '/openapi.json' })).json())
+  t.equal(served, await readFile(allRoutesDocumentPath, 'utf8'), 'docs/openapi-all-routes.json differs from GET /openapi.json with refresh and revocation on: run `npm run openapi` and commit the result')
 })
 
 // Every configuration that changes which routes exist or what they need: a
