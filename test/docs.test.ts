@@ -69,15 +69,18 @@ t.test('every error code is in docs/api.md', async (t) => {
 t.test('every route the app registers is in docs/api.md as "METHOD /path"', async (t) => {
   // Routes do not depend on the database kind: PGlite is enough.
   const testDb = await testDatabase(t, 'pglite')
-  const modes: Array<[string, Record<string, string>]> = [
-    ['jwt', { AUTH_MODE: 'jwt' }],
-    ['jwt + JWT_REVOCATION=on', { AUTH_MODE: 'jwt', JWT_REVOCATION: 'on' }],
-    ['session', { AUTH_MODE: 'session' }]
+  // Each mode with a route only that mode registers, so a mode whose settings were ignored cannot pass unnoticed.
+  const modes: Array<[string, Record<string, string>, string]> = [
+    ['jwt', { AUTH_MODE: 'jwt' }, 'POST /login'],
+    ['jwt + JWT_REVOCATION=on', { AUTH_MODE: 'jwt', JWT_REVOCATION: 'on' }, 'DELETE /sessions'],
+    ['jwt + JWT_REFRESH=on', { AUTH_MODE: 'jwt', JWT_REFRESH: 'on' }, 'POST /refresh'],
+    ['jwt + JWT_REFRESH=on + JWT_REVOCATION=on', { AUTH_MODE: 'jwt', JWT_REFRESH: 'on', JWT_REVOCATION: 'on' }, 'POST /refresh'],
+    ['session', { AUTH_MODE: 'session' }, 'GET /sessions']
   ]
-  for (const [mode, env] of modes) {
+  for (const [mode, env, own] of modes) {
     const app = await testApp(t, testDb, { env })
     const routes = routesOf(app)
-    t.ok(routes.includes('POST /login') && routes.includes('GET /exp/:staffId'), `${mode}: the route list is read (${routes.length} routes)`)
+    t.ok(routes.includes(own) && routes.includes('GET /exp/:staffId'), `${mode}: the route list is read (${routes.length} routes, ${own} among them)`)
     t.same(routes.filter((route) => !names(apiDoc, route)), [], `${mode}: missing from docs/api.md`)
   }
 })
