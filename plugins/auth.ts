@@ -263,10 +263,10 @@ export default fp(async function auth (app) {
     const passwordHash = await hashPassword(newPassword)
     // Logins end before the new password is stored: if the database fails in
     // between, more has ended than asked, never less.
-    if (strategy.endAll !== undefined) await strategy.endAll(account.staffId, 'password_change')
+    if (strategy.endAll !== undefined) await strategy.endAll(account.staffId, 'password_change', caller.loginId)
     await app.queries.updatePasswordHash(account.staffId, passwordHash)
-    // Fresh cookies for the caller, issued after the others ended, so they survive.
-    setCookies(reply, await strategy.issue(account, loginContext(request)))
+    // The caller's login goes on, with fresh cookies issued after the others ended.
+    setCookies(reply, await strategy.reissue(account, caller.loginId, loginContext(request)))
     request.log.info({ audit: 'password_change', staffId: account.staffId }, 'password changed')
     if (strategy.endAll !== undefined) request.log.info({ audit: 'session_end', why: 'password_change', staffId: account.staffId }, 'every other login ended')
   }

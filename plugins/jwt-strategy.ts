@@ -289,7 +289,7 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
     : undefined
   if (logins !== undefined) schedulePurge(app, 'logins', () => logins.purge())
 
-  return {
+  const strategy: AuthStrategy = {
     name: revocation ? 'revocation' : 'jwt',
     acceptsBearer: true,
     keepsExpiredCookie: refresh,
@@ -332,10 +332,18 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       endAll: async (staffId, why, exceptLoginId) => (await logins.endAllLogins(staffId, why, exceptLoginId)).length
     },
 
-    // Plain jwt has nothing that can end an issued token before its exp.
+    // Plain jwt has nothing that can end an issued token before its exp. With
+    // revocation alone there are no logins to spare: every token goes, and
+    // the caller's fresh one is issued after the instant.
     endAll: logins !== undefined
-      ? async (staffId, why) => { await logins.endAllLogins(staffId, why) }
+      ? async (staffId, why, exceptLoginId) => { await logins.endAllLogins(staffId, why, exceptLoginId) }
       : revocation ? async (staffId) => { await revocations.revokeStaff(staffId) } : undefined,
+
+    async reissue (account, loginId, context) {
+      const renewed = logins !== undefined && loginId !== undefined ? await logins.replaceRefreshToken(account.staffId, loginId) : undefined
+      if (renewed === undefined) return await strategy.issue(account, context)
+      return withRefresh(account, loginId!, renewed.refreshToken, renewed.expiresAt)
+    },
 
     refresh: logins && {
       async renew (refreshToken: string) {
@@ -352,4 +360,5 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       }
     }
   }
+  return strategy
 }

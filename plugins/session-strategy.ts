@@ -40,6 +40,14 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
       return { value: sessionId, expiresAt, maxAgeSeconds: ttl }
     },
 
+    // The same session (row, public id, absolute end) under a new secret id.
+    async reissue (account, loginId, context) {
+      const sessionId = randomBytes(32).toString('base64url')
+      const expiresAt = loginId === undefined ? undefined : await app.queries.rotateSessionId(account.staffId, loginId, idHash(sessionId)!)
+      if (expiresAt === undefined) return await this.issue(account, context)
+      return { value: sessionId, expiresAt, maxAgeSeconds: Math.max(1, Math.floor((expiresAt.getTime() - Date.now()) / 1000)) }
+    },
+
     async verify (sessionId: string): Promise<Principal> {
       const hash = idHash(sessionId)
       if (hash === undefined) throw invalid()
@@ -62,8 +70,8 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
       endAll: (staffId, _why, exceptPublicId) => app.queries.deleteSessionsOfStaff(staffId, exceptPublicId)
     },
 
-    async endAll (staffId) {
-      await app.queries.deleteSessionsOfStaff(staffId)
+    async endAll (staffId, _why, exceptLoginId) {
+      await app.queries.deleteSessionsOfStaff(staffId, exceptLoginId)
     }
   }
 }

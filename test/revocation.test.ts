@@ -161,6 +161,7 @@ for (const kind of dbKinds) {
       const fresh = freshCookie(t, res)
       isError(t, await me(app, otherLogin), 401, 'SESSION_INVALID', 'the other session')
       t.equal((await me(app, fresh)).statusCode, 200, 'the fresh session works')
+      isError(t, await me(app, caller), 401, 'SESSION_INVALID', "the caller's previous session id: the session goes on under a new one")
       t.equal((await me(app, someoneElse)).statusCode, 200, 'another staff member is untouched')
       const rows = await db.query('SELECT 1 FROM sessions WHERE staff_id = $1', [maria.staffId])
       t.equal(rows.length, 1, 'one session row left for the staff member: the fresh one')

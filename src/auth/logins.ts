@@ -70,6 +70,8 @@ export interface LoginStore {
   /** Ends one of the staff member's live logins; undefined when it is unknown, someone else's, or already over. */
   endLive(staffId: number, loginId: string, why: LoginEndReason): Promise<EndedLogin | undefined>
   endAllLogins(staffId: number, why: LoginEndReason, exceptLoginId?: string): Promise<EndedLogin[]>
+  /** A new refresh token for one of the staff member's live logins (the old one is spent); undefined when the login is over. */
+  replaceRefreshToken(staffId: number, loginId: string): Promise<{ refreshToken: string, expiresAt: Date } | undefined>
   /** The staff member's live logins, newest first. */
   list(staffId: number): Promise<LoginSummary[]>
   /** Deletes logins that can no longer be used. */
@@ -135,6 +137,12 @@ export function createLoginStore (queries: Queries, options: LoginStoreOptions):
       const logins = await queries.endAllLogins(staffId, why, exceptLoginId)
       for (const login of logins) await ended(login)
       return logins
+    },
+
+    async replaceRefreshToken (staffId, loginId) {
+      const refreshToken = newRefreshToken()
+      const expiresAt = await queries.replaceRefreshToken(staffId, loginId, tokenHash(refreshToken)!)
+      return expiresAt === undefined ? undefined : { refreshToken, expiresAt }
     },
 
     list: (staffId) => queries.listLogins(staffId, idleSeconds),

@@ -80,14 +80,21 @@ export interface AuthStrategy {
     revoke(refreshToken: string): Promise<RevokedCredential | undefined>
   } | undefined
   /**
-   * Ends every login of the staff member's, on every replica: session rows
+   * Ends every login of the staff member's (but `exceptLoginId`, where the
+   * mode has logins), on every replica: session rows
    * deleted; with refresh every login ended (its refresh tokens refused, and
    * with revocation its access tokens at once); with revocation alone a
    * "valid after" instant refuses every token issued up to now. A credential
    * issued afterwards works. Absent in plain jwt mode, whose tokens nothing
    * can end before their exp.
    */
-  readonly endAll?: ((staffId: number, why: LoginEndReason) => Promise<void>) | undefined
+  readonly endAll?: ((staffId: number, why: LoginEndReason, exceptLoginId?: string) => Promise<void>) | undefined
+  /**
+   * Fresh credentials for the caller's current login (after a password
+   * change): the same login with a new session id, or a new access token and
+   * refresh token; a new token where the mode has no logins.
+   */
+  reissue(account: Account, loginId: string | undefined, context: LoginContext): Promise<IssuedCredential>
 }
 
 export interface LoginResult {

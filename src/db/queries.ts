@@ -167,6 +167,16 @@ export function createQueries (db: Queryable) {
       return row && { ...row, expiresAt: new Date(row.expiresAt), lastSeenAt: new Date(row.lastSeenAt) }
     },
 
+    /** A new id for one of the staff member's live sessions (its row, public id and metadata kept); its end, or undefined when it is gone. */
+    async rotateSessionId (staffId: number, publicId: string, newIdHash: Buffer): Promise<Date | undefined> {
+      const rows = await db.query<{ expiresAt: Date }>(
+        `UPDATE sessions SET id = $3, last_seen_at = now()
+          WHERE staff_id = $1 AND public_id = $2 AND expires_at > now()
+          RETURNING expires_at AS "expiresAt"`,
+        [staffId, publicId, newIdHash])
+      return rows[0] && new Date(rows[0].expiresAt)
+    },
+
     async touchSession (idHash: Buffer): Promise<void> {
       await db.query('UPDATE sessions SET last_seen_at = now() WHERE id = $1', [idHash])
     },
@@ -252,6 +262,27 @@ export function createQueries (db: Queryable) {
         [tokenHash, replacementHash, idleSeconds])
       const row = rows[0]
       return row && { ...row, expiresAt: toDate(row.expiresAt) }
+    },
+
+    /**
+     * Gives a live login of the staff member a new refresh token: the unspent
+     * one is spent (replaced by the new one, so presenting it again is reuse),
+     * in one statement. The login's absolute end, or undefined when it is over.
+     */
+    async replaceRefreshToken (staffId: number, loginId: string, replacementHash: Buffer): Promise<Date | undefined> {
+      const rows = await db.query<{ expiresAt: Date }>(
+        `WITH login AS (
+           SELECT id, expires_at FROM logins
+            WHERE id = $1 AND staff_id = $2 AND ended_at IS NULL AND expires_at > now()
+         ), spent AS (
+           UPDATE refresh_tokens SET spent_at = now(), replaced_by = $3
+            WHERE login_id IN (SELECT id FROM login) AND spent_at IS NULL
+         ), replacement AS (
+           INSERT INTO refresh_tokens (hash, login_id) SELECT $3, id FROM login
+         )
+         SELECT expires_at AS "expiresAt" FROM login`,
+        [loginId, staffId, replacementHash])
+      return rows[0] && toDate(rows[0].expiresAt)
     },
 
     /** A refresh token that `rotateRefreshToken` did not spend: why not. */
