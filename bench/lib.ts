@@ -252,18 +252,28 @@ export async function serverStats (base: string, gc = false): Promise<ServerStat
 
 export const benchUser = (n: number) => ({ username: `staff${n}`, password: benchPassword })
 
-/** Logs in; returns the Cookie header to send back and the caller's staffId. */
-export async function login (base: string, who: { username: string, password: string }): Promise<{ cookie: string, staffId: number }> {
+/** `name=value` of the cookie `name` a response sets, or undefined. */
+export function setCookie (res: Response, name: string): string | undefined {
+  const line = res.headers.getSetCookie().find((c) => c.startsWith(name + '='))
+  return line === undefined ? undefined : line.slice(0, line.indexOf(';'))
+}
+
+/**
+ * Logs in; returns the Cookie header to send back, the caller's staffId and,
+ * with JWT_REFRESH=on, the refresh cookie (sent only to POST /refresh).
+ */
+export async function login (base: string, who: { username: string, password: string }): Promise<{ cookie: string, staffId: number, refresh?: string }> {
   const res = await fetch(base + '/login', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(who)
   })
   if (res.status !== 200) throw new Error(`login as ${who.username}: ${res.status} ${await res.text()}`)
-  const setCookie = res.headers.getSetCookie().find((c) => c.startsWith('token='))
-  if (setCookie === undefined) throw new Error('login set no token cookie')
+  const cookie = setCookie(res, 'token')
+  if (cookie === undefined) throw new Error('login set no token cookie')
+  const refresh = setCookie(res, 'refresh')
   const body = await res.json() as { staffId: number }
-  return { cookie: setCookie.slice(0, setCookie.indexOf(';')), staffId: body.staffId }
+  return { cookie, staffId: body.staffId, ...(refresh !== undefined ? { refresh } : {}) }
 }
 
 // ---- driver -----------------------------------------------------------------
