@@ -18,7 +18,8 @@
 // (2), BENCH_WARMUP seconds (2), BENCH_CONNECTIONS for GET /me (10),
 // BENCH_CLIENTS for login and refresh (4).
 import os from 'node:os'
-import { benchDatabase, benchUser, drive, envNumber, log, login, runMain, serverEnv, serverStats, setCookie, startServer, type BenchServer } from './lib.js'
+import { benchDatabase, benchUser, drive, envNumber, log, login, median, runMain, serverEnv, serverStats, setCookie, startServer, type BenchServer } from './lib.js'
+import { cpuSnapshot, foreignCores, processSeconds } from './cpu.js'
 import { percentile } from './plan.js'
 
 const settings = {
@@ -37,12 +38,22 @@ const modes: Mode[] = [
   { name: 'jwt + refresh + revocation', vars: { AUTH_MODE: 'jwt', JWT_REFRESH: 'on', JWT_REVOCATION: 'on' }, refresh: true }
 ]
 
-interface Window { count: number, seconds: number, latencies: number[], queries: number }
+interface Window {
+  count: number
+  seconds: number
+  latencies: number[]
+  queries: number
+  /** The server process's CPU seconds in the window: steadier than the rate on a shared host. */
+  serverCpu: number
+  /** Cores' worth of other processes' CPU in the window (Postgres included: other work shares it). */
+  foreign: number
+}
 
 /** `clients` loops at once, each calling `step` until the window closes; every call is awaited, so none is in flight at the end. */
-async function loops (base: string, clients: number, seconds: number, step: (client: number) => Promise<void>): Promise<Window> {
+async function loops (server: BenchServer, clients: number, seconds: number, step: (client: number) => Promise<void>): Promise<Window> {
   const latencies: number[] = []
-  const before = (await serverStats(base)).queries
+  const before = (await serverStats(server.base)).queries
+  const cpuBefore = await cpuSnapshot([process.pid, server.pid])
   const started = performance.now()
   const closes = started + seconds * 1000
   await Promise.all(Array.from({ length: clients }, async (_, client) => {
@@ -52,7 +63,16 @@ async function loops (base: string, clients: number, seconds: number, step: (cli
       latencies.push(performance.now() - t)
     }
   }))
-  return { count: latencies.length, seconds: (performance.now() - started) / 1000, latencies, queries: (await serverStats(base)).queries - before }
+  const elapsed = (performance.now() - started) / 1000
+  const cpuAfter = await cpuSnapshot([process.pid, server.pid])
+  return {
+    count: latencies.length,
+    seconds: elapsed,
+    latencies,
+    queries: (await serverStats(server.base)).queries - before,
+    serverCpu: processSeconds(cpuBefore, cpuAfter, server.pid),
+    foreign: foreignCores(cpuBefore, cpuAfter)
+  }
 }
 
 async function post (base: string, path: string, init: { cookie?: string, body?: unknown }): Promise<Response> {
@@ -65,7 +85,7 @@ async function post (base: string, path: string, init: { cookie?: string, body?:
   return res
 }
 
-interface Row { mode: string, what: string, perSecond: number, p50: number, p99: number, queries: number }
+interface Row { mode: string, what: string, perSecond: number, p50: number, p99: number, queries: number, cpuMicros: number, foreign: number }
 
 function row (mode: string, what: string, windows: Window[]): Row {
   const count = windows.reduce((n, w) => n + w.count, 0)
@@ -76,7 +96,9 @@ function row (mode: string, what: string, windows: Window[]): Row {
     perSecond: count / windows.reduce((n, w) => n + w.seconds, 0),
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
-    queries: windows.reduce((n, w) => n + w.queries, 0) / count
+    queries: windows.reduce((n, w) => n + w.queries, 0) / count,
+    cpuMicros: windows.reduce((n, w) => n + w.serverCpu, 0) * 1e6 / count,
+    foreign: median(windows.map((w) => w.foreign))
   }
 }
 
@@ -97,7 +119,9 @@ async function getMe (server: BenchServer, mode: Mode): Promise<Row> {
     perSecond: job.reqPerSec,
     p50: job.latency.p50,
     p99: job.latency.p99,
-    queries: (result!.after.queries - result!.before.queries) / Math.max(job.requests, job.sent)
+    queries: (result!.after.queries - result!.before.queries) / Math.max(job.requests, job.sent),
+    cpuMicros: result!.serverCpuSeconds * 1e6 / Math.max(job.requests, job.sent),
+    foreign: result!.foreignCores
   }
 }
 
@@ -115,12 +139,12 @@ async function loginVsRefresh (server: BenchServer, mode: Mode): Promise<{ rows:
     if (res.status !== 200) throw new Error(`POST /refresh: ${res.status}`)
     held[client] = setCookie(res, 'refresh')!
   }
-  if (settings.warmup > 0) await Promise.all([loops(base, 1, settings.warmup, loginOnce), loops(base, settings.clients, settings.warmup, refreshOnce)]) // not measured
+  if (settings.warmup > 0) await Promise.all([loops(server, 1, settings.warmup, loginOnce), loops(server, settings.clients, settings.warmup, refreshOnce)]) // not measured
   const logins: Window[] = []
   const refreshes: Window[] = []
   for (let round = 0; round < settings.rounds; round++) {
-    logins.push(await loops(base, settings.clients, settings.duration, loginOnce))
-    refreshes.push(await loops(base, settings.clients, settings.duration, refreshOnce))
+    logins.push(await loops(server, settings.clients, settings.duration, loginOnce))
+    refreshes.push(await loops(server, settings.clients, settings.duration, refreshOnce))
     log(`    round ${round + 1}: ${(logins.at(-1)!.count / logins.at(-1)!.seconds).toFixed(0)} logins/s, ${(refreshes.at(-1)!.count / refreshes.at(-1)!.seconds).toFixed(0)} refreshes/s`)
   }
   const ratios = logins.map((l, i) => (refreshes[i]!.count / refreshes[i]!.seconds) / (l.count / l.seconds))
@@ -137,7 +161,7 @@ runMain(async () => {
   const loadAtStart = os.loadavg().map((l) => l.toFixed(2)).join(' ')
   const database = await benchDatabase({ staff: 40, experiments: 400 })
   const rows: Row[] = []
-  const ratios: Array<{ mode: string, overall: number, rounds: number[] }> = []
+  const ratios: Array<{ mode: string, overall: number, cpu: number, rounds: number[] }> = []
   for (const mode of modes) {
     log(`${mode.name}`)
     const server = await startServer(mode.name, serverEnv(database, mode.vars))
@@ -146,7 +170,7 @@ runMain(async () => {
       if (mode.refresh) {
         const measured = await loginVsRefresh(server, mode)
         rows.push(...measured.rows)
-        ratios.push({ mode: mode.name, overall: measured.rows[1]!.perSecond / measured.rows[0]!.perSecond, rounds: measured.ratios })
+        ratios.push({ mode: mode.name, overall: measured.rows[1]!.perSecond / measured.rows[0]!.perSecond, cpu: measured.rows[0]!.cpuMicros / measured.rows[1]!.cpuMicros, rounds: measured.ratios })
       }
     } finally {
       await server.stop()
@@ -157,11 +181,11 @@ runMain(async () => {
     `${database.kind === 'postgres' ? 'Postgres server' : 'PGlite'} (${database.version.split(' ').slice(0, 2).join(' ')}); ${os.cpus().length} cores, Node ${process.version}; load average ${loadAtStart} at the start, ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at the end.`,
     `${settings.duration} s windows after ${settings.warmup} s of warm-up; login and refresh in ${settings.rounds} alternating round(s).`,
     '',
-    '| mode | route | per second | p50 ms | p99 ms | queries/request |',
-    '|---|---|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.mode} | ${r.what} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.queries.toFixed(2)} |`),
+    '| mode | route | per second | p50 ms | p99 ms | queries/request | server CPU µs/request | other work, cores |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.mode} | ${r.what} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.queries.toFixed(2)} | ${r.cpuMicros.toFixed(0)} | ${r.foreign.toFixed(2)} |`),
     '',
-    ...ratios.map((r) => `${r.mode}: POST /refresh ÷ POST /login ${r.overall.toFixed(1)} (rounds: ${r.rounds.map((x) => x.toFixed(1)).join(', ')}; target ≥ 20)`),
+    ...ratios.map((r) => `${r.mode}: POST /refresh ÷ POST /login ${r.overall.toFixed(1)} (rounds: ${r.rounds.map((x) => x.toFixed(1)).join(', ')}; target ≥ 20); in server CPU per request, login ÷ refresh ${r.cpu.toFixed(1)}`),
     ...modes.filter((m) => m.name !== 'jwt').map((m) => `${m.name} GET /me ÷ jwt GET /me: ${(meOf(m.name) / meOf('jwt')).toFixed(2)}`)
   ]
   process.stdout.write(lines.join('\n') + '\n')
