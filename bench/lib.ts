@@ -171,6 +171,23 @@ export async function benchDatabase ({ staff, experiments }: { staff: number, ex
   return { kind, version, env, seedSeconds }
 }
 
+/**
+ * ANALYZE on a Postgres server database while servers run (PGlite has one
+ * opener: skipped). Tables that the benchmark itself fills (logins, refresh
+ * tokens) were empty when the seed analysed them; until autovacuum gets to
+ * them the planner may scan them sequentially.
+ */
+export async function analyze (database: BenchDatabase): Promise<void> {
+  if (database.kind !== 'postgres') return
+  const client = new pg.Client({ connectionString: database.env.DATABASE_URL })
+  await client.connect()
+  try {
+    await client.query('ANALYZE')
+  } finally {
+    await client.end()
+  }
+}
+
 // ---- servers ----------------------------------------------------------------
 
 export interface BenchServer {
