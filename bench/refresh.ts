@@ -11,8 +11,8 @@
 //   each, and the ratio refreshes/s ÷ logins/s over them. Both loops run in
 //   this process with fetch, the same client cost for both.
 //
-//   DATABASE_URL=postgres://... node --import tsx bench/refresh.ts   a throwaway database on that server
-//   node --import tsx bench/refresh.ts                               PGlite in a temporary DATA_DIR
+//   DATABASE_URL=postgres://... npm run bench:refresh   a throwaway database on that server
+//   npm run bench:refresh                               PGlite in a temporary DATA_DIR
 //
 // Settings (environment): BENCH_DURATION seconds per window (4), BENCH_ROUNDS
 // (2), BENCH_WARMUP seconds (2), BENCH_CONNECTIONS for GET /me (10),
