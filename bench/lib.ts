@@ -171,6 +171,23 @@ export async function benchDatabase ({ staff, experiments }: { staff: number, ex
   return { kind, version, env, seedSeconds }
 }
 
+/**
+ * ANALYZE on a Postgres server database while servers run (PGlite has one
+ * opener: skipped). Tables that the benchmark itself fills (logins, refresh
+ * tokens) were empty when the seed analysed them; until autovacuum gets to
+ * them the planner may scan them sequentially.
+ */
+export async function analyze (database: BenchDatabase): Promise<void> {
+  if (database.kind !== 'postgres') return
+  const client = new pg.Client({ connectionString: database.env.DATABASE_URL })
+  await client.connect()
+  try {
+    await client.query('ANALYZE')
+  } finally {
+    await client.end()
+  }
+}
+
 // ---- servers ----------------------------------------------------------------
 
 export interface BenchServer {
@@ -252,18 +269,28 @@ export async function serverStats (base: string, gc = false): Promise<ServerStat
 
 export const benchUser = (n: number) => ({ username: `staff${n}`, password: benchPassword })
 
-/** Logs in; returns the Cookie header to send back and the caller's staffId. */
-export async function login (base: string, who: { username: string, password: string }): Promise<{ cookie: string, staffId: number }> {
+/** `name=value` of the cookie `name` a response sets, or undefined. */
+export function setCookie (res: Response, name: string): string | undefined {
+  const line = res.headers.getSetCookie().find((c) => c.startsWith(name + '='))
+  return line === undefined ? undefined : line.slice(0, line.indexOf(';'))
+}
+
+/**
+ * Logs in; returns the Cookie header to send back, the caller's staffId and,
+ * with JWT_REFRESH=on, the refresh cookie (sent only to POST /refresh).
+ */
+export async function login (base: string, who: { username: string, password: string }): Promise<{ cookie: string, staffId: number, refresh?: string }> {
   const res = await fetch(base + '/login', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(who)
   })
   if (res.status !== 200) throw new Error(`login as ${who.username}: ${res.status} ${await res.text()}`)
-  const setCookie = res.headers.getSetCookie().find((c) => c.startsWith('token='))
-  if (setCookie === undefined) throw new Error('login set no token cookie')
+  const cookie = setCookie(res, 'token')
+  if (cookie === undefined) throw new Error('login set no token cookie')
+  const refresh = setCookie(res, 'refresh')
   const body = await res.json() as { staffId: number }
-  return { cookie: setCookie.slice(0, setCookie.indexOf(';')), staffId: body.staffId }
+  return { cookie, staffId: body.staffId, ...(refresh !== undefined ? { refresh } : {}) }
 }
 
 // ---- driver -----------------------------------------------------------------
