@@ -320,6 +320,28 @@ for (const kind of dbKinds) {
       isError(t, await me(app, caller), 401, 'TOKEN_INVALID', 'the caller\'s old token')
     })
 
+    t.test('a second change in the same second ends what was issued after the first', async (t) => {
+      const app = await testApp(t, testDb, { env: { JWT_REVOCATION: 'on' } })
+      const who = demo.sergey
+      let checked = false
+      for (let attempt = 0; attempt < 5 && !checked; attempt++) {
+        await startOfSecond()
+        const first = await logoutEverywhere(app, await login(app, who))
+        t.equal(first.statusCode, 204)
+        const between = await login(app, who) // issued after the first change, in the same second
+        t.equal((await me(app, between)).statusCode, 200, 'a login after the first change works')
+        const second = await logoutEverywhere(app, await login(app, who))
+        t.equal(second.statusCode, 204)
+        if (Math.floor(Date.now() / 1000) !== claims(between).iat - 1) continue // not one second: try again
+        checked = true
+        isError(t, await me(app, between), 401, 'TOKEN_INVALID', 'the login made between the two changes, after the second')
+        const after = await login(app, who)
+        t.equal((await me(app, after)).statusCode, 200, 'a login after the second change works')
+        t.ok(claims(after).iat - Date.now() / 1000 <= 4, 'its iat is within the verifier\'s future-iat tolerance')
+      }
+      t.ok(checked, 'the two changes fell in one second')
+    })
+
     t.test('the listening connection lost: every check asks the database until it listens again; closing ends it for good', { skip: kind === 'pglite' ? 'one process: PGlite has no connection to lose' : false }, async (t) => {
       const logs = captureLogs()
       const app = await testApp(t, testDb, { env: { JWT_REVOCATION: 'on' }, logs })

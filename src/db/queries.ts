@@ -450,14 +450,25 @@ export function createQueries (db: Queryable) {
       return JSON.parse(rows[0]!.notice) as Revocation
     },
 
-    /** Tokens of `staffId` issued before `validAfter` (epoch seconds) are refused until `until`; never moves either back. */
+    /**
+     * Tokens of `staffId` issued before `validAfter` (epoch seconds) are
+     * refused until `until`; never moves either back. A second call in the
+     * same second moves the instant one second further than the last (at most
+     * 3 s past `validAfter`): the token issued after the first call carries
+     * the first instant as its iat and must not survive the second.
+     */
     async revokeStaff (staffId: number, validAfter: number, until: number, channel: string): Promise<Revocation> {
       const rows = await db.query<{ notice: string }>(
         `WITH saved AS (
            INSERT INTO staff_tokens_valid_after (staff_id, valid_after, expires_at) VALUES ($1, to_timestamp($2), to_timestamp($3))
            ON CONFLICT (staff_id) DO UPDATE SET
-             valid_after = GREATEST(staff_tokens_valid_after.valid_after, EXCLUDED.valid_after),
-             expires_at = GREATEST(staff_tokens_valid_after.expires_at, EXCLUDED.expires_at)
+             valid_after = GREATEST(staff_tokens_valid_after.valid_after,
+               LEAST(GREATEST(staff_tokens_valid_after.valid_after + interval '1 second', EXCLUDED.valid_after),
+                     EXCLUDED.valid_after + interval '3 seconds')),
+             -- Kept until the last token issued before the (moved) instant has expired.
+             expires_at = GREATEST(staff_tokens_valid_after.expires_at, EXCLUDED.expires_at +
+               (LEAST(GREATEST(staff_tokens_valid_after.valid_after + interval '1 second', EXCLUDED.valid_after),
+                      EXCLUDED.valid_after + interval '3 seconds') - EXCLUDED.valid_after))
            RETURNING staff_id, valid_after, expires_at)
          SELECT n.notice, pg_notify($4, n.notice) FROM saved,
            LATERAL (SELECT json_build_object('kind', 'staff', 'staffId', staff_id,
