@@ -4,18 +4,10 @@
 // ended on replica A (its owner ends it from another device) is refused on
 // replica B: its refresh token at once in every refresh mode, its access token
 // at once with JWT_REVOCATION=on and only at its exp without.
-import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import pg from 'pg'
 import t from 'tap'
-import { openPg } from '../src/db/database.js'
-import { migrate } from '../src/db/migrate.js'
-import { seed } from '../src/db/seed.js'
 import { demo, parseSetCookie } from './helpers.js'
-import { freePort, Proc, request, serverJs, setCookieHeaders, TEST_JWT_SECRET, waitForHttp, type Response } from './support/replicas-stack.js'
+import { freePort, Proc, replicaSandbox, request, serverJs, setCookieHeaders, TEST_JWT_SECRET, waitForHttp, type Response } from './support/replicas-stack.js'
 
 const databaseUrl = process.env.DATABASE_URL
 
@@ -34,28 +26,7 @@ if (databaseUrl === undefined || databaseUrl === '') {
 } else {
   t.test('refresh logins across replicas', async (t) => {
     if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run \`npm run build\` first (\`npm test\` does)`)
-    const serverUrl = new URL(databaseUrl)
-    const dbName = `tokenlab_refresh_${randomBytes(6).toString('hex')}`
-    const dbUrl = new URL(serverUrl.href)
-    dbUrl.pathname = `/${dbName}`
-    const admin = new pg.Client({ connectionString: serverUrl.href })
-    await admin.connect()
-    await admin.query(`CREATE DATABASE ${dbName}`)
-    const dir = await mkdtemp(join(tmpdir(), 'tokenlab-refresh-'))
-    const procs = new Set<Proc>()
-    const killAll = () => { for (const p of procs) p.signal('SIGKILL') }
-    process.once('exit', killAll)
-    t.teardown(async () => {
-      await Promise.all([...procs].map((p) => p.kill()))
-      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
-      await admin.end()
-      await rm(dir, { recursive: true, force: true })
-      process.removeListener('exit', killAll)
-    })
-    const setup = openPg(dbUrl.href)
-    await migrate(setup)
-    await seed(setup)
-    await setup.close()
+    const { url: dbUrl, dir, procs } = await replicaSandbox(t, databaseUrl, 'refresh')
 
     async function replica (id: string, revocation: boolean): Promise<number> {
       const port = await freePort()
@@ -65,7 +36,7 @@ if (databaseUrl === undefined || databaseUrl === '') {
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
           NODE_ENV: 'test',
-          DATABASE_URL: dbUrl.href,
+          DATABASE_URL: dbUrl,
           HOST: '127.0.0.1',
           PORT: String(port),
           INSTANCE_ID: id,

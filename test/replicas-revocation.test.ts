@@ -7,18 +7,10 @@
 // a replica started later loads what was revoked while it was down; a
 // database that refuses connections never turns a revoked token into a pass
 // nor anything into a 500.
-import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import pg from 'pg'
 import t, { type Test } from 'tap'
-import { openPg } from '../src/db/database.js'
-import { migrate } from '../src/db/migrate.js'
-import { seed } from '../src/db/seed.js'
 import { demo, parseSetCookie } from './helpers.js'
-import { freePort, Proc, request, serverJs, setCookieHeaders, TEST_JWT_SECRET, waitForHttp, type Response } from './support/replicas-stack.js'
+import { freePort, Proc, replicaSandbox, request, serverJs, setCookieHeaders, TEST_JWT_SECRET, waitForHttp, type Response } from './support/replicas-stack.js'
 
 const databaseUrl = process.env.DATABASE_URL
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -42,30 +34,8 @@ if (databaseUrl === undefined || databaseUrl === '') {
     if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run \`npm run build\` first (\`npm test\` does)`)
 
     // The throwaway database, migrated and seeded; this role owns it, so it may close it to connections.
-    const serverUrl = new URL(databaseUrl)
-    const dbName = `tokenlab_revocation_${randomBytes(6).toString('hex')}`
-    const dbUrl = new URL(serverUrl.href)
-    dbUrl.pathname = `/${dbName}`
-    // Connected to the server's own database, so that its queries never count in the test database's statistics.
-    const observer = new pg.Client({ connectionString: serverUrl.href })
-    await observer.connect()
-    await observer.query(`CREATE DATABASE ${dbName}`)
-    const dir = await mkdtemp(join(tmpdir(), 'tokenlab-revocation-'))
-    const procs = new Set<Proc>()
-    const killAll = () => { for (const p of procs) p.signal('SIGKILL') }
-    process.once('exit', killAll)
-    t.teardown(async () => {
-      await Promise.all([...procs].map((p) => p.kill()))
-      await observer.query(`ALTER DATABASE ${dbName} WITH ALLOW_CONNECTIONS true CONNECTION LIMIT -1`).catch(() => {})
-      await observer.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
-      await observer.end()
-      await rm(dir, { recursive: true, force: true })
-      process.removeListener('exit', killAll)
-    })
-    const setup = openPg(dbUrl.href)
-    await migrate(setup)
-    await seed(setup)
-    await setup.close()
+    const { name: dbName, url: dbHref, dir, admin: observer, procs } = await replicaSandbox(t, databaseUrl, 'revocation')
+    const dbUrl = new URL(dbHref)
 
     const ports = { a: await freePort(), b: await freePort() }
     const replicas: Record<string, Proc> = {}

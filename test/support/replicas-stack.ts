@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { openPg } from '../../src/db/database.js'
+import { migrate } from '../../src/db/migrate.js'
+import { seed } from '../../src/db/seed.js'
 import { findNginx, localNginxConf, readNginxConf } from './replicas-nginx.js'
 import { freePort } from './server-process.js'
 
@@ -382,4 +385,45 @@ export class ReplicaStack {
     if (replica === undefined) throw new Error(`no replica ${id}`)
     return replica
   }
+}
+
+/**
+ * A migrated, seeded throwaway database on the server at `serverUrl`, a
+ * temporary working directory for replicas, and the set of their processes:
+ * all killed, dropped and removed at teardown. `admin` is connected to the
+ * server's own database, so its queries never count in the test database's
+ * statistics; the test's role owns the database, so it may close it.
+ */
+export interface ReplicaSandbox {
+  name: string
+  url: string
+  dir: string
+  admin: pg.Client
+  procs: Set<Proc>
+}
+
+export async function replicaSandbox (t: { teardown(fn: () => unknown): void }, serverUrl: string, prefix: string): Promise<ReplicaSandbox> {
+  const name = `tokenlab_${prefix}_${randomBytes(6).toString('hex')}`
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  const admin = new pg.Client({ connectionString: serverUrl })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE ${name}`)
+  const dir = await mkdtemp(join(tmpdir(), `tokenlab-${prefix}-`))
+  const procs = new Set<Proc>()
+  const killAll = () => { for (const p of procs) p.signal('SIGKILL') }
+  process.once('exit', killAll)
+  t.teardown(async () => {
+    await Promise.all([...procs].map((p) => p.kill()))
+    await admin.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true CONNECTION LIMIT -1`).catch(() => {})
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await admin.end()
+    await rm(dir, { recursive: true, force: true })
+    process.removeListener('exit', killAll)
+  })
+  const setup = openPg(url.href)
+  await migrate(setup)
+  await seed(setup)
+  await setup.close()
+  return { name, url: url.href, dir, admin, procs }
 }
