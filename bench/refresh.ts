@@ -133,7 +133,7 @@ async function loginVsRefresh (database: BenchDatabase, server: BenchServer, mod
     if (res.status !== 200) throw new Error(`POST /login: ${res.status}`)
   }
   // Each client rotates its own login; its refresh cookie is replaced by every answer.
-  const held = await Promise.all(Array.from({ length: settings.clients }, async (_, client) => (await login(base, benchUser(30 + client))).refresh!))
+  const held = await Promise.all(Array.from({ length: settings.clients }, async (_, client) => (await login(base, benchUser(20 + settings.clients + client))).refresh!))
   const refreshOnce = async (client: number) => {
     const res = await post(base, '/refresh', { cookie: held[client]! })
     if (res.status !== 200) throw new Error(`POST /refresh: ${res.status}`)
@@ -162,7 +162,8 @@ async function loginVsRefresh (database: BenchDatabase, server: BenchServer, mod
 
 runMain(async () => {
   const loadAtStart = os.loadavg().map((l) => l.toFixed(2)).join(' ')
-  const database = await benchDatabase({ staff: 40, experiments: 400 })
+  // Logins use staff 20.. and refreshes the next `clients`: one account per client loop.
+  const database = await benchDatabase({ staff: 20 + 2 * settings.clients, experiments: 400 })
   const rows: Row[] = []
   const ratios: Array<{ mode: string, overall: number, cpu: number, rounds: number[] }> = []
   for (const mode of modes) {
