@@ -15,6 +15,8 @@ declare module 'autocannon' {
     timeout?: number
     idReplacement?: boolean
     excludeErrorStats?: boolean
+    /** Requests in turn, per connection; `setupRequest` may rewrite each, `onResponse` sees each answer. */
+    requests?: unknown[]
   }
 
   interface Histogram {

@@ -1,6 +1,6 @@
 // The load generator, run as its own process so that it never shares an
 // event loop with the server or with the runner that samples it:
-//   node --import tsx bench/drive.ts '<DrivePlan as JSON>'
+//   node --import tsx bench/drive.ts < plan.json   (a DrivePlan as JSON, on stdin)
 // Runs the plan's steps one after another; the jobs of one step run at the
 // same time (a login storm beside a slow /health probe, or the soak's mixed
 // traffic). Before and after each measured step it reads GET /bench/stats,
@@ -27,14 +27,78 @@ class Samples {
   }
 }
 
+/** `name=value` of the cookie `name` among a response's Set-Cookie headers. */
+function setCookieValue (headers: Record<string, string | string[]>, name: string): string | undefined {
+  const raw = headers['set-cookie'] ?? headers['Set-Cookie']
+  for (const line of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) {
+    const pair = line.slice(0, line.indexOf(';') >>> 0)
+    if (pair.startsWith(name + '=')) return pair
+  }
+  return undefined
+}
+
+interface RequestShape { headers?: Record<string, string>, body?: string | Buffer }
+
+/** Per chained job (by name): how many of its starting cookies earlier runs used. */
+const chainUsed = new Map<string, number>()
+
+/**
+ * autocannon's `requests`, when a job's requests differ: cookies or bodies in
+ * turn, or chained cookies. autocannon resets a connection's context after
+ * every request of a one-request list, so a chain cannot live there: each
+ * request takes a cookie from a pool and its answer puts the replacement back.
+ * A connection has one request in flight, so the pool never runs dry while
+ * answers carry their replacement.
+ */
+function varyingRequests (job: Job, baseHeaders: Record<string, string>): unknown[] | undefined {
+  const { cookies, bodies, chain } = job
+  if (cookies === undefined && bodies === undefined && chain === undefined) return undefined
+  const pool: string[] = []
+  if (chain !== undefined) {
+    const used = chainUsed.get(job.name) ?? 0
+    if (used + job.connections > chain.cookies.length) throw new Error(`${job.name}: no unused chained cookies left for another run of ${job.connections} connections`)
+    pool.push(...chain.cookies.slice(used, used + job.connections))
+    chainUsed.set(job.name, used + job.connections)
+  }
+  let nextCookie = 0
+  let nextBody = 0
+  return [{
+    method: job.method ?? 'GET',
+    path: job.path,
+    setupRequest (request: RequestShape) {
+      const headers = { ...baseHeaders }
+      if (cookies !== undefined) headers.cookie = cookies[nextCookie++ % cookies.length]!
+      // An empty pool (answers without a replacement) sends no cookie: the status shows it.
+      if (chain !== undefined) {
+        const held = pool.shift()
+        if (held !== undefined) headers.cookie = held
+      }
+      request.headers = headers
+      if (bodies !== undefined) request.body = bodies[nextBody++ % bodies.length]!
+      return request
+    },
+    ...(chain !== undefined
+      ? {
+          onResponse (_status: number, _body: string, _context: unknown, headers: Record<string, string | string[]>) {
+            const replacement = setCookieValue(headers, chain.cookie)
+            if (replacement !== undefined) pool.push(replacement)
+          }
+        }
+      : {})
+  }]
+}
+
 function runJob (base: string, job: Job, duration: number, record: boolean): Promise<JobResult> {
   const samples = new Samples()
+  const headers = { ...(job.body !== undefined || job.bodies !== undefined ? { 'content-type': 'application/json' } : {}), ...job.headers }
+  const requests = varyingRequests(job, headers)
   return new Promise((resolve, reject) => {
     const instance = autocannon({
       url: base + job.path,
       method: job.method ?? 'GET',
-      headers: { ...(job.body !== undefined ? { 'content-type': 'application/json' } : {}), ...job.headers },
+      headers,
       ...(job.body !== undefined ? { body: job.body } : {}),
+      ...(requests !== undefined ? { requests } : {}),
       connections: job.connections,
       duration,
       ...(job.overallRate !== undefined ? { overallRate: job.overallRate } : {}),
@@ -102,7 +166,9 @@ async function measure (plan: DrivePlan, step: Step): Promise<Omit<StepResult, '
 }
 
 async function main (): Promise<void> {
-  const plan = JSON.parse(process.argv[2] ?? '') as DrivePlan
+  let input = ''
+  for await (const chunk of process.stdin) input += String(chunk)
+  const plan = JSON.parse(input) as DrivePlan
   const limit = plan.maxForeignCores ?? Infinity
   const results: DriveResult = []
   for (const step of plan.steps) {

@@ -297,11 +297,13 @@ export async function login (base: string, who: { username: string, password: st
 
 /** Runs bench/drive.ts in its own process and returns its results. */
 export async function drive (plan: DrivePlan): Promise<DriveResult> {
-  const child = track(spawn(process.execPath, ['--import', 'tsx', 'bench/drive.ts', JSON.stringify(plan)], {
+  // On stdin: thousands of tokens are more than Linux takes in one argument (128 KiB).
+  const child = track(spawn(process.execPath, ['--import', 'tsx', 'bench/drive.ts'], {
     cwd: root,
     env: childEnv({}),
-    stdio: ['ignore', 'pipe', 'inherit']
+    stdio: ['pipe', 'pipe', 'inherit']
   }))
+  child.stdin!.end(JSON.stringify(plan))
   let out = ''
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))

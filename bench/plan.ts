@@ -13,6 +13,23 @@ export interface Job {
   overallRate?: number
   /** Replace `[<id>]` in the body with a fresh id per request. */
   idReplacement?: boolean
+  /**
+   * A `cookie` header per request, taken in turn from this list over all
+   * connections (many users' tokens, one after another).
+   */
+  cookies?: string[]
+  /** A body per request, taken in turn from this list over all connections (many accounts). */
+  bodies?: string[]
+  /**
+   * Credentials replaced by every answer: each request sends a cookie from a
+   * pool and its answer's Set-Cookie `cookie` (its `name=value`) goes back
+   * in (a refresh token is spent by its first use, so fixed requests cannot
+   * drive POST /refresh). Every run of the job (a warm-up, a window, a retry)
+   * starts a pool of `connections` unused entries of `cookies`: a request in
+   * flight when a window closes has spent its token, and the answer that
+   * replaced it is lost.
+   */
+  chain?: { cookies: string[], cookie: string }
 }
 
 export interface Step {

@@ -4,30 +4,31 @@
 //   bench/run.ts (autocannon in its own process, BENCH_CONNECTIONS
 //   connections, a warm-up, then one window per server, one server at a time);
 // - POST /refresh against POST /login on the same server (jwt + refresh, and
-//   jwt + refresh + revocation): BENCH_CLIENTS clients at once, each in a
-//   loop for BENCH_DURATION seconds, logging in again and again, or rotating
-//   its own login (a refresh token is spent by its first use, so autocannon's
-//   fixed requests cannot drive it); alternating windows, BENCH_ROUNDS of
-//   each, and the ratio refreshes/s ÷ logins/s over them. Both loops run in
-//   this process with fetch, the same client cost for both.
+//   jwt + refresh + revocation): BENCH_CLIENTS autocannon connections for
+//   BENCH_DURATION seconds, logging in again and again (one account per
+//   connection), or spending refresh tokens, each answer's replacement sent
+//   by the next request (bench/drive.ts, `chain`); alternating windows,
+//   BENCH_ROUNDS of each, and the ratio refreshes/s ÷ logins/s over them.
+//   Both are driven by the same autocannon process, which costs far less per
+//   request than fetch: on two cores the client takes CPU from the server, and
+//   a costly client held refresh, not argon2-bound login, to its speed.
 //
 //   DATABASE_URL=postgres://... npm run bench:refresh   a throwaway database on that server
 //   npm run bench:refresh                               PGlite in a temporary DATA_DIR
 //
 // Settings (environment): BENCH_DURATION seconds per window (4), BENCH_ROUNDS
 // (2), BENCH_WARMUP seconds (2), BENCH_CONNECTIONS for GET /me (10),
-// BENCH_CLIENTS for login and refresh (4).
+// BENCH_CLIENTS connections for login and refresh (16).
 import os from 'node:os'
-import { analyze, benchDatabase, benchUser, drive, envNumber, log, login, median, runMain, serverEnv, serverStats, setCookie, startServer, type BenchDatabase, type BenchServer } from './lib.js'
-import { cpuSnapshot, foreignCores, processSeconds } from './cpu.js'
-import { percentile } from './plan.js'
+import { analyze, benchDatabase, benchUser, drive, envNumber, log, login, median, runMain, serverEnv, startServer, type BenchDatabase, type BenchServer } from './lib.js'
+import type { Job, Step, StepResult } from './plan.js'
 
 const settings = {
   duration: envNumber('BENCH_DURATION', 4),
   rounds: envNumber('BENCH_ROUNDS', 2),
   warmup: envNumber('BENCH_WARMUP', 2, 0),
   connections: envNumber('BENCH_CONNECTIONS', 10),
-  clients: envNumber('BENCH_CLIENTS', 4)
+  clients: envNumber('BENCH_CLIENTS', 16)
 }
 
 interface Mode { name: string, vars: Record<string, string>, refresh: boolean }
@@ -40,64 +41,35 @@ const modes: Mode[] = [
 
 interface Window {
   count: number
+  /** Including those in flight at the window's end: the server did their work. */
+  served: number
   seconds: number
-  latencies: number[]
+  p50: number
+  p99: number
   queries: number
   /** The server process's CPU seconds in the window: steadier than the rate on a shared host. */
   serverCpu: number
-  /** Cores' worth of other processes' CPU in the window (Postgres included: other work shares it). */
+  /** Cores' worth of other processes' CPU in the window (Postgres is counted as the benchmark's own). */
   foreign: number
 }
 
-/** `clients` loops at once, each calling `step` until the window closes; every call is awaited, so none is in flight at the end. */
-async function loops (server: BenchServer, clients: number, seconds: number, step: (client: number) => Promise<void>): Promise<Window> {
-  const latencies: number[] = []
-  const before = (await serverStats(server.base)).queries
-  const cpuBefore = await cpuSnapshot([process.pid, server.pid])
-  const started = performance.now()
-  const closes = started + seconds * 1000
-  await Promise.all(Array.from({ length: clients }, async (_, client) => {
-    while (performance.now() < closes) {
-      const t = performance.now()
-      await step(client)
-      latencies.push(performance.now() - t)
-    }
-  }))
-  const elapsed = (performance.now() - started) / 1000
-  const cpuAfter = await cpuSnapshot([process.pid, server.pid])
-  return {
-    count: latencies.length,
-    seconds: elapsed,
-    latencies,
-    queries: (await serverStats(server.base)).queries - before,
-    serverCpu: processSeconds(cpuBefore, cpuAfter, server.pid),
-    foreign: foreignCores(cpuBefore, cpuAfter)
-  }
-}
-
-async function post (base: string, path: string, init: { cookie?: string, body?: unknown }): Promise<Response> {
-  const res = await fetch(base + path, {
-    method: 'POST',
-    headers: { ...(init.cookie !== undefined ? { cookie: init.cookie } : {}), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {})
-  })
-  await res.arrayBuffer()
-  return res
-}
+/** Accounts staff<first> .. staff<first + count - 1> of the bench data set. */
+const accounts = (first: number, count: number) => Array.from({ length: count }, (_, i) => benchUser(first + i))
 
 interface Row { mode: string, what: string, perSecond: number, p50: number, p99: number, queries: number, cpuMicros: number, foreign: number }
 
+/** Rates summed over the windows; latencies as the median of the windows'. */
 function row (mode: string, what: string, windows: Window[]): Row {
-  const count = windows.reduce((n, w) => n + w.count, 0)
-  const sorted = windows.flatMap((w) => w.latencies).sort((a, b) => a - b)
+  const sum = (f: (w: Window) => number) => windows.reduce((n, w) => n + f(w), 0)
+  const served = sum((w) => w.served)
   return {
     mode,
     what,
-    perSecond: count / windows.reduce((n, w) => n + w.seconds, 0),
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    queries: windows.reduce((n, w) => n + w.queries, 0) / count,
-    cpuMicros: windows.reduce((n, w) => n + w.serverCpu, 0) * 1e6 / count,
+    perSecond: sum((w) => w.count) / sum((w) => w.seconds),
+    p50: median(windows.map((w) => w.p50)),
+    p99: median(windows.map((w) => w.p99)),
+    queries: sum((w) => w.queries) / served,
+    cpuMicros: sum((w) => w.serverCpu) * 1e6 / served,
     foreign: median(windows.map((w) => w.foreign))
   }
 }
@@ -125,36 +97,49 @@ async function getMe (server: BenchServer, mode: Mode): Promise<Row> {
   }
 }
 
-/** Alternating windows of logins and refreshes; returns both rows and the per-round ratios. */
+/** One driver window of logins or refreshes as a table row's input. */
+function windowOf (step: StepResult): Window {
+  const job = step.jobs[0]!
+  const served = Math.max(job.requests, job.sent)
+  return { count: job.requests, seconds: job.durationS, p50: job.latency.p50, p99: job.latency.p99, queries: step.after.queries - step.before.queries, served, serverCpu: step.serverCpuSeconds, foreign: step.foreignCores }
+}
+
+/** Alternating windows of logins and refreshes, both driven by autocannon; returns both rows and the per-round ratios. */
 async function loginVsRefresh (database: BenchDatabase, server: BenchServer, mode: Mode): Promise<{ rows: Row[], ratios: number[] }> {
   const base = server.base
-  const loginOnce = async (client: number) => {
-    const res = await post(base, '/login', { body: benchUser(20 + client) })
-    if (res.status !== 200) throw new Error(`POST /login: ${res.status}`)
+  // Logins cycle over one account per connection; each refresh connection
+  // rotates logins of its own accounts, every run starting on fresh ones.
+  const loginJob: Job = { name: 'POST /login', method: 'POST', path: '/login', bodies: accounts(20, settings.clients).map((who) => JSON.stringify(who)), connections: settings.clients }
+  const runs = settings.rounds + 1
+  const refreshAccounts = accounts(20 + settings.clients, settings.clients)
+  const held: string[] = []
+  for (let run = 0; run < runs; run++) held.push(...await Promise.all(refreshAccounts.map(async (who) => (await login(base, who)).refresh!)))
+  const refreshJob: Job = { name: 'POST /refresh', method: 'POST', path: '/refresh', chain: { cookies: held, cookie: 'refresh' }, connections: settings.clients }
+  const steps: Step[] = []
+  if (settings.warmup > 0) steps.push({ name: 'warm-up: logins and refreshes at once', duration: settings.warmup, retry: false, jobs: [{ ...loginJob, connections: 1 }, refreshJob] })
+  for (let round = 0; round < settings.rounds; round++) {
+    steps.push({ name: `${mode.name} POST /login [${round + 1}]`, duration: settings.duration, jobs: [loginJob] })
+    steps.push({ name: `${mode.name} POST /refresh [${round + 1}]`, duration: settings.duration, jobs: [refreshJob] })
   }
-  // Each client rotates its own login; its refresh cookie is replaced by every answer.
-  const held = await Promise.all(Array.from({ length: settings.clients }, async (_, client) => (await login(base, benchUser(20 + settings.clients + client))).refresh!))
-  const refreshOnce = async (client: number) => {
-    const res = await post(base, '/refresh', { cookie: held[client]! })
-    if (res.status !== 200) throw new Error(`POST /refresh: ${res.status}`)
-    held[client] = setCookie(res, 'refresh')!
-  }
-  if (settings.warmup > 0) await Promise.all([loops(server, 1, settings.warmup, loginOnce), loops(server, settings.clients, settings.warmup, refreshOnce)]) // not measured
-  // Statistics that know the warm-up's rows: otherwise the first server
+  // Statistics that know the rows logins make: otherwise the first server
   // measured would spend a refresh in sequential scans until autovacuum ran.
   await analyze(database)
+  const results = (await drive({ base, serverPid: server.pid, steps })).slice(settings.warmup > 0 ? 1 : 0)
   const logins: Window[] = []
   const refreshes: Window[] = []
-  for (let round = 0; round < settings.rounds; round++) {
-    logins.push(await loops(server, settings.clients, settings.duration, loginOnce))
-    refreshes.push(await loops(server, settings.clients, settings.duration, refreshOnce))
-    log(`    round ${round + 1}: ${(logins.at(-1)!.count / logins.at(-1)!.seconds).toFixed(0)} logins/s, ${(refreshes.at(-1)!.count / refreshes.at(-1)!.seconds).toFixed(0)} refreshes/s`)
-  }
-  const ratios = logins.map((l, i) => (refreshes[i]!.count / refreshes[i]!.seconds) / (l.count / l.seconds))
+  results.forEach((step, i) => {
+    const job = step.jobs[0]!
+    const expected = '200'
+    const unexpected = Object.entries(job.statusCodes).filter(([code]) => code !== expected)
+    if (unexpected.length > 0 || job.errors > 0) throw new Error(`${step.name}: ${JSON.stringify(job.statusCodes)}, ${job.errors} errors`)
+    ;(i % 2 === 0 ? logins : refreshes).push(windowOf(step))
+  })
+  const rate = (w: Window) => w.count / w.seconds
+  const ratios = logins.map((l, i) => rate(refreshes[i]!) / rate(l))
   return {
     rows: [
-      row(mode.name, `POST /login, ${settings.clients} clients`, logins),
-      row(mode.name, `POST /refresh, ${settings.clients} clients`, refreshes)
+      row(mode.name, `POST /login, ${settings.clients} connections`, logins),
+      row(mode.name, `POST /refresh, ${settings.clients} connections`, refreshes)
     ],
     ratios
   }
