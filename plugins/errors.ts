@@ -5,6 +5,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Type } from 'typebox'
 import { DatabaseUnavailableError } from '../src/db/database.js'
+import { securityHeaders } from '../src/security-headers.js'
 
 /** Every code an error can carry; a value as well as a type, so test/docs.test.ts can check docs/api.md lists them all. */
 export const errorCodes = [
@@ -76,15 +77,8 @@ function toAppError (err: FastifyError | Error): AppError | undefined {
   return undefined
 }
 
-// The headers helmet and the security plugin would add, for the responses sent before any hook runs.
-const routerErrorHeaders = {
-  'cache-control': 'no-store',
-  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
-  'referrer-policy': 'no-referrer',
-  'strict-transport-security': 'max-age=31536000; includeSubDomains',
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY'
-}
+// What the security plugin's hooks add, for the responses sent before any hook runs.
+const routerErrorHeaders = { ...securityHeaders, 'cache-control': 'no-store' }
 
 /**
  * Fastify's `frameworkErrors` option (src/app.ts). A malformed URL or an

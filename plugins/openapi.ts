@@ -129,7 +129,14 @@ export default fp(async function openapi (app) {
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
   })
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true })
+  await app.register(async (docs) => {
+    // Its static files say how long to cache them; nothing here is cached (plugins/security.ts).
+    docs.addHook('onSend', async (_request, reply, payload) => {
+      reply.header('cache-control', 'no-store')
+      return payload
+    })
+    await docs.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true })
+  })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 }, { name: 'tokenlab-openapi', dependencies: ['tokenlab-config', 'tokenlab-auth'] })
 

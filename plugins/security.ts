@@ -2,9 +2,9 @@
 // origins, an Origin / Fetch-Metadata check on state-changing requests, and
 // no caching of anything this API answers.
 import fastifyCors from '@fastify/cors'
-import fastifyHelmet from '@fastify/helmet'
 import fp from 'fastify-plugin'
 import { list } from '../src/config.js'
+import { securityHeaders } from '../src/security-headers.js'
 import { AppError } from './errors.js'
 
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -12,23 +12,14 @@ const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS'])
 export default fp(async function security (app) {
   const allowedOrigins = new Set(list(app.config.CORS_ORIGINS))
 
-  await app.register(fastifyHelmet, {
-    // Strict enough for a JSON API, and for the one small page (no inline script or style).
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'none'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:'],
-        connectSrc: ["'self'"],
-        formAction: ["'self'"],
-        baseUri: ["'none'"],
-        frameAncestors: ["'none'"]
-      }
-    },
-    frameguard: { action: 'deny' },
-    hsts: { maxAge: 31_536_000, includeSubDomains: true }
+  // The first hook of all, so every response carries them, an error from a
+  // later hook included. One callback hook: it runs on every request.
+  const instance = app.config.INSTANCE_ID
+  const always = { ...securityHeaders, 'cache-control': 'no-store', ...(instance !== '' ? { 'x-instance': instance } : {}) }
+  app.addHook('onRequest', function sendSecurityHeaders (request, reply, done) {
+    reply.headers(always)
+    reply.header('x-request-id', request.id)
+    done()
   })
 
   if (allowedOrigins.size > 0) {
@@ -59,13 +50,5 @@ export default fp(async function security (app) {
       throw new AppError(403, 'FORBIDDEN_ORIGIN', 'cross-origin request refused')
     }
     // Neither header: a non-browser client (curl, a service); the cookie's SameSite covers browsers.
-  })
-
-  const instance = app.config.INSTANCE_ID
-  app.addHook('onSend', async (request, reply, payload) => {
-    reply.header('cache-control', 'no-store')
-    reply.header('x-request-id', request.id)
-    if (instance !== '') reply.header('x-instance', instance)
-    return payload
   })
 }, { name: 'tokenlab-security', dependencies: ['tokenlab-config'] })
