@@ -263,11 +263,11 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
     }
     // No access token outlives its login. Shorter tokens are signed with a
     // signer built for the call, which only happens in a login's last minutes.
-    const token = login !== undefined && login.secondsLeft < lifetime
-      ? signer.sign(payload, { expiresIn: Math.max(1, login.secondsLeft) })
-      : signer.sign(payload)
-    const { exp } = signer.decode<TokenClaims>(token)!
-    return { token, expiresAt: new Date(exp * 1000) }
+    const shorter = login !== undefined && login.secondsLeft < lifetime
+    const expiresIn = shorter ? Math.max(1, login.secondsLeft) : lifetime
+    const token = shorter ? signer.sign(payload, { expiresIn }) : signer.sign(payload)
+    // fast-jwt's exp for a given iat (decoding the token again to read it cost as much as a refresh's cookies).
+    return { token, expiresAt: new Date((payload.iat + expiresIn) * 1000) }
   }
 
   /** With refresh, both cookies live until the login's absolute end; the JWT inside expires much sooner. */

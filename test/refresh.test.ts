@@ -254,8 +254,10 @@ for (const kind of dbKinds) {
       const claims = claimsOf(first.access)
       t.ok((claims.exp as number) - (claims.iat as number) <= 3, 'a 5 minute token cut to the login\'s 3 s')
       t.ok(Date.parse(first.res.json().expiresAt) <= Date.parse(first.res.json().refreshExpiresAt))
+      t.equal(Date.parse(first.res.json().expiresAt), (claims.exp as number) * 1000, 'expiresAt is the shortened token\'s exp')
       const renewed = await refresh(app, first.refresh)
       t.ok(Date.parse(renewed.json().expiresAt) <= Date.parse(renewed.json().refreshExpiresAt), 'after a refresh too')
+      t.equal(Date.parse(renewed.json().expiresAt), (claimsOf(pairs(renewed).access).exp as number) * 1000, 'and its expiresAt is its exp')
       t.equal((await app.inject({ url: '/me', headers: { cookie: pairs(renewed).access } })).statusCode, 200, 'and the shorter token verifies')
     })
 
