@@ -110,10 +110,12 @@ export default fp(async function auth (app) {
         request.principal = await strategy.verify(credential.value)
       } catch (err) {
         if (err instanceof AppError) {
-          request.log.info({ audit: 'credential_refused', code: err.code, from: credential.from }, 'credential refused')
           // With refresh an expired access cookie stays: it still names the login for POST /logout.
           const keep = strategy.keepsExpiredCookie && err.code === 'TOKEN_EXPIRED'
-          throw new AppError(err.statusCode, err.code, err.message, credential.from === 'cookie' && !keep)
+          const refused = new AppError(err.statusCode, err.code, err.message, credential.from === 'cookie' && !keep)
+          // One log line per refusal (the error handler's), carrying the audit event.
+          refused.logLine = { fields: { audit: 'credential_refused', from: credential.from }, message: 'credential refused' }
+          throw refused
         }
         throw err
       }

@@ -17,20 +17,32 @@ export const errorCodes = [
 export type ErrorCode = typeof errorCodes[number]
 
 export class AppError extends Error {
-  constructor (
-    readonly statusCode: number,
-    readonly code: ErrorCode,
-    message: string,
-    /** A 401 for a presented-but-unusable cookie also clears that cookie. */
-    readonly clearsCookie = false,
-    /** A refresh refused for good also clears the refresh cookie. */
-    readonly clearsRefreshCookie = false
-  ) {
-    super(message)
-  }
-
+  readonly statusCode: number
+  readonly code: ErrorCode
+  /** A 401 for a presented-but-unusable cookie also clears that cookie. */
+  readonly clearsCookie: boolean
+  /** A refresh refused for good also clears the refresh cookie. */
+  readonly clearsRefreshCookie: boolean
   /** Sent with the error, e.g. Retry-After on a 429. */
   readonly headers: Record<string, string> = {}
+  /** The one log line the error handler writes for it, when not the plain "request refused" (e.g. an audit event). */
+  logLine: { readonly fields: Readonly<Record<string, unknown>>, readonly message: string } | undefined
+
+  constructor (statusCode: number, code: ErrorCode, message: string, clearsCookie = false, clearsRefreshCookie = false) {
+    // A client's mistake is answered, not debugged: no stack to capture (the
+    // costliest part of refusing a forged token). A 5xx keeps its stack.
+    const stackTraceLimit = Error.stackTraceLimit
+    if (statusCode < 500) Error.stackTraceLimit = 0
+    try {
+      super(message)
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit
+    }
+    this.statusCode = statusCode
+    this.code = code
+    this.clearsCookie = clearsCookie
+    this.clearsRefreshCookie = clearsRefreshCookie
+  }
 }
 
 // The bounds document what errorBody gives (the serializer does not check
@@ -104,6 +116,7 @@ export default fp(async function errors (app) {
       return reply.code(500).send(errorBody(500, 'INTERNAL', 'internal error'))
     }
     if (known.statusCode >= 500) request.log.error({ err }, known.message)
+    else if (known.logLine !== undefined) request.log.info({ code: known.code, reason: err.message, ...known.logLine.fields }, known.logLine.message)
     else request.log.info({ code: known.code, reason: err.message }, 'request refused')
     if (known.clearsCookie) reply.clearAuthCookie()
     if (known.clearsRefreshCookie) reply.clearRefreshCookie()

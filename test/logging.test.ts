@@ -14,7 +14,7 @@ t.test('audit events and redaction', async (t) => {
       await app.inject({ method: 'POST', url: '/login', payload: { username: 'ghost', password: 'ghost-password-456' } })
       const me = await app.inject({ url: '/me', headers: { cookie, authorization: `Bearer ${cookieValue(cookie)}` } })
       t.equal(me.statusCode, 200)
-      await app.inject({ url: '/me', headers: { cookie: 'token=not-a-real-credential' } })
+      const refused = await app.inject({ url: '/me', headers: { cookie: 'token=not-a-real-credential' } })
       await app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
 
       const lines = logs.lines()
@@ -26,6 +26,9 @@ t.test('audit events and redaction', async (t) => {
       t.same(failures.map((l) => l.username), ['linda.m', 'ghost'], 'failures name the (normalised) username')
       t.match(audit('logout'), [{ staffId: 3 }], 'logout names the staffId')
       t.match(audit('credential_refused'), [{ code: mode === 'jwt' ? 'TOKEN_INVALID' : 'SESSION_INVALID', from: 'cookie' }])
+      // A flood of forged cookies costs one line each: the audit event is the refusal's only line besides Fastify's two.
+      const refusedLines = lines.filter((l) => l.reqId === refused.headers['x-request-id'] && l.msg !== 'incoming request' && l.msg !== 'request completed')
+      t.same(refusedLines.map((l) => [l.audit, l.code, l.msg]), [['credential_refused', mode === 'jwt' ? 'TOKEN_INVALID' : 'SESSION_INVALID', 'credential refused']], 'one line for a refused credential')
 
       for (const l of lines.filter((l) => l.msg === 'incoming request' || l.audit !== undefined)) {
         t.type(l.reqId, 'string', 'every request line carries a request id')
