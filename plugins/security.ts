@@ -12,13 +12,32 @@ const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS'])
 export default fp(async function security (app) {
   const allowedOrigins = new Set(list(app.config.CORS_ORIGINS))
 
-  // The first hook of all, so every response carries them, an error from a
-  // later hook included. One callback hook: it runs on every request.
+  // One callback hook, the first of all, on every request: the headers (so
+  // every response carries them, an error from a later hook included), then
+  // the Origin / Fetch-Metadata check for state-changing requests.
   const instance = app.config.INSTANCE_ID
   const always = { ...securityHeaders, 'cache-control': 'no-store', ...(instance !== '' ? { 'x-instance': instance } : {}) }
-  app.addHook('onRequest', function sendSecurityHeaders (request, reply, done) {
+  app.addHook('onRequest', function browserDefences (request, reply, done) {
     reply.headers(always)
     reply.header('x-request-id', request.id)
+    if (safeMethods.has(request.method)) {
+      done()
+      return
+    }
+    const origin = request.headers.origin
+    const site = request.headers['sec-fetch-site']
+    if (origin !== undefined) {
+      const sameOrigin = origin === `${request.protocol}://${request.host}`
+      if (!sameOrigin && !allowedOrigins.has(origin)) {
+        done(new AppError(403, 'FORBIDDEN_ORIGIN', 'cross-origin request refused'))
+        return
+      }
+    } else if (site === 'cross-site') {
+      // A browser that sends Fetch Metadata but no Origin: trust its verdict.
+      done(new AppError(403, 'FORBIDDEN_ORIGIN', 'cross-origin request refused'))
+      return
+    }
+    // Neither header: a non-browser client (curl, a service); the cookie's SameSite covers browsers.
     done()
   })
 
@@ -35,20 +54,4 @@ export default fp(async function security (app) {
       strictPreflight: false
     })
   }
-
-  app.addHook('onRequest', async (request) => {
-    if (safeMethods.has(request.method)) return
-    const origin = request.headers.origin
-    const site = request.headers['sec-fetch-site']
-    if (origin !== undefined) {
-      const sameOrigin = origin === `${request.protocol}://${request.host}`
-      if (!sameOrigin && !allowedOrigins.has(origin)) {
-        throw new AppError(403, 'FORBIDDEN_ORIGIN', 'cross-origin request refused')
-      }
-    } else if (site === 'cross-site') {
-      // A browser that sends Fetch Metadata but no Origin: trust its verdict.
-      throw new AppError(403, 'FORBIDDEN_ORIGIN', 'cross-origin request refused')
-    }
-    // Neither header: a non-browser client (curl, a service); the cookie's SameSite covers browsers.
-  })
 }, { name: 'tokenlab-security', dependencies: ['tokenlab-config'] })
