@@ -41,6 +41,13 @@ interface RequestShape { headers?: Record<string, string>, body?: string | Buffe
 
 /** Per chained job (by name): how many of its starting cookies earlier runs used. */
 const chainUsed = new Map<string, number>()
+/**
+ * Per job with `cookies` (by name): where its next run starts in the list.
+ * A warm-up, the window and a retry continue one cycle, so a list longer
+ * than the server's verified-token memory misses it on every request (a run
+ * starting again at the first cookie would find the previous run's last ones).
+ */
+const cookiesNext = new Map<string, number>()
 
 /**
  * autocannon's `requests`, when a job's requests differ: cookies or bodies in
@@ -60,14 +67,18 @@ function varyingRequests (job: Job, baseHeaders: Record<string, string>): unknow
     pool.push(...chain.cookies.slice(used, used + job.connections))
     chainUsed.set(job.name, used + job.connections)
   }
-  let nextCookie = 0
+  let nextCookie = cookiesNext.get(job.name) ?? 0
   let nextBody = 0
   return [{
     method: job.method ?? 'GET',
     path: job.path,
     setupRequest (request: RequestShape) {
       const headers = { ...baseHeaders }
-      if (cookies !== undefined) headers.cookie = cookies[nextCookie++ % cookies.length]!
+      if (cookies !== undefined) {
+        headers.cookie = cookies[nextCookie]!
+        nextCookie = (nextCookie + 1) % cookies.length
+        cookiesNext.set(job.name, nextCookie)
+      }
       // An empty pool (answers without a replacement) sends no cookie: the status shows it.
       if (chain !== undefined) {
         const held = pool.shift()

@@ -229,9 +229,12 @@ function childEnv (vars: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...vars }
 }
 
-/** Starts bench/server.ts, waits for its port and GET /health. */
-export async function startServer (label: string, vars: Record<string, string>, nodeArgs: string[] = []): Promise<BenchServer> {
-  const child = track(spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bench/server.ts'], {
+/**
+ * Starts `script` (bench/server.ts, the product app; or bench/readme-style.ts,
+ * the README-style peer), waits for its port and GET /health.
+ */
+export async function startServer (label: string, vars: Record<string, string>, nodeArgs: string[] = [], script = 'bench/server.ts'): Promise<BenchServer> {
+  const child = track(spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
     cwd: root,
     env: childEnv(vars),
     stdio: ['ignore', 'pipe', 'inherit']

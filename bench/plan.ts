@@ -15,7 +15,9 @@ export interface Job {
   idReplacement?: boolean
   /**
    * A `cookie` header per request, taken in turn from this list over all
-   * connections (many users' tokens, one after another).
+   * connections (many users' tokens, one after another). Runs of the job
+   * with the same name (a warm-up, the window, a retry, a warm-up step's job
+   * of that name) continue where the previous one stopped.
    */
   cookies?: string[]
   /** A body per request, taken in turn from this list over all connections (many accounts). */

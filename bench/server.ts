@@ -3,7 +3,7 @@
 // the product):
 //   GET /bench/me-noauth  the body of GET /me for a fixed principal, with no
 //                         authentication: the baseline for "jwt /me costs at
-//                         most 20 % of the route's throughput"
+//                         most 10 % of the route's throughput" (bench/run.ts)
 //   GET /bench/stats      queries sent so far, peak and current RSS, the V8
 //                         heap in use, and the event-loop delay since the
 //                         previous call (the reason behind a slow /health
