@@ -65,21 +65,31 @@ export interface TokenClaims {
  * An entry is used only until the token would expire (exp plus the clock
  * tolerance, or iat plus the lifetime); after that the token goes through the
  * verifier again, which refuses it. Failures are never kept. Revocation is
- * not cached: it is checked after this, on every request. Bounded by count
- * and by bytes: beyond either the least recently used entries go, so an
- * active user's token stays while a flood of others passes through.
+ * not cached: it is checked after this, on every request.
+ *
+ * Bounded by count and by bytes. Beyond either, an entry not used since the
+ * eviction hand last passed it goes (CLOCK, the usual approximation of least
+ * recently used): an active user's token stays while a flood of others passes
+ * through, a hit only sets a flag, and an eviction costs O(1) on average. (A
+ * Map's insertion order as the LRU list cost more: each eviction iterated from
+ * the front of the Map over the holes earlier deletions left.)
  */
 export class VerifiedTokens {
-  private readonly entries = new Map<string, { claims: TokenClaims, usableUntilMs: number, bytes: number, used: number }>()
-  /** Bumped on every insert or move: how recently an entry was put at the young end of the Map's order. */
-  private clock = 0
+  private readonly entries = new Map<string, { claims: TokenClaims, usableUntilMs: number, bytes: number, slot: number, used: boolean }>()
+  /** The clock face: the token in each slot, or undefined for a free slot. */
+  private readonly slots: Array<string | undefined>
+  private readonly freeSlots: number[]
+  private hand = 0
   private bytes = 0
 
   constructor (
     private readonly max: number,
     private readonly lifetimeSeconds: number,
     private readonly maxBytes = VERIFIED_TOKENS_MAX_BYTES
-  ) {}
+  ) {
+    this.slots = new Array<string | undefined>(max).fill(undefined)
+    this.freeSlots = Array.from({ length: max }, (_, i) => max - 1 - i)
+  }
 
   get size (): number {
     return this.entries.size
@@ -94,38 +104,47 @@ export class VerifiedTokens {
     const entry = this.entries.get(token)
     if (entry === undefined) return undefined
     if (nowMs >= entry.usableUntilMs) {
-      this.remove(token, entry.bytes)
+      this.remove(token)
       return undefined
     }
-    // Least recently used goes first: a hit moves its entry to the young end,
-    // but only once it has aged past half the memory, so most hits (an active
-    // user's cookie, again and again) cost one lookup and no reordering.
-    if (this.clock - entry.used > this.max >> 1) {
-      this.entries.delete(token)
-      entry.used = ++this.clock
-      this.entries.set(token, entry)
-    }
+    entry.used = true
     return entry.claims
   }
 
   set (token: string, claims: TokenClaims): void {
     const bytes = token.length + ENTRY_OVERHEAD_BYTES
-    const known = this.entries.get(token)
-    if (known !== undefined) this.remove(token, known.bytes)
-    // The oldest go until there is room, by count and by bytes.
-    for (const [oldest, entry] of this.entries) {
-      if (this.entries.size < this.max && this.bytes + bytes <= this.maxBytes) break
-      this.remove(oldest, entry.bytes)
-    }
+    if (this.entries.has(token)) this.remove(token)
+    while (this.entries.size > 0 && (this.entries.size >= this.max || this.bytes + bytes > this.maxBytes)) this.evictOne()
+    const slot = this.freeSlots.pop()!
+    this.slots[slot] = token
     // Mirrors the verifier: exp is checked with the clock tolerance, maxAge (iat + lifetime) without it.
     const usableUntilMs = Math.min(claims.exp * 1000 + CLOCK_TOLERANCE_MS, (claims.iat + this.lifetimeSeconds) * 1000)
-    this.entries.set(token, { claims: Object.freeze(claims), usableUntilMs, bytes, used: ++this.clock })
+    this.entries.set(token, { claims: Object.freeze(claims), usableUntilMs, bytes, slot, used: false })
     this.bytes += bytes
   }
 
-  private remove (token: string, bytes: number): void {
+  /** The hand moves on, giving used entries a second chance, until it removes one that was not used. */
+  private evictOne (): void {
+    for (;;) {
+      const token = this.slots[this.hand]
+      this.hand = this.hand + 1 === this.max ? 0 : this.hand + 1
+      if (token === undefined) continue
+      const entry = this.entries.get(token)!
+      if (entry.used) {
+        entry.used = false
+        continue
+      }
+      this.remove(token)
+      return
+    }
+  }
+
+  private remove (token: string): void {
+    const entry = this.entries.get(token)!
     this.entries.delete(token)
-    this.bytes -= bytes
+    this.slots[entry.slot] = undefined
+    this.freeSlots.push(entry.slot)
+    this.bytes -= entry.bytes
   }
 }
 

@@ -82,3 +82,23 @@ t.test('the byte count follows what is kept: setting a token again, and expiry, 
   t.equal(kept.byteSize, 0, 'nothing counted once both are gone')
   t.equal(kept.size, 0)
 })
+
+t.test('many active tokens stay through a flood many times the bound, which cycles through the rest', async (t) => {
+  const kept = new VerifiedTokens(100, LIFETIME)
+  const active = Array.from({ length: 30 }, (_, i) => `active-${i}`)
+  for (const token of active) kept.set(token, claims(1_000, 1_000 + LIFETIME, token))
+  const lost: string[] = []
+  let largest = 0
+  for (let i = 0; i < 10_000; i++) {
+    kept.set(`flood-${i}`, claims(1_000, 1_000 + LIFETIME, `flood-${i}`))
+    largest = Math.max(largest, kept.size)
+    // Each active token is used once in every ten flood tokens.
+    if (i % 10 === 0) for (const token of active) if (kept.get(token, 1_000_000) === undefined) lost.push(`${token} after ${i + 1}`)
+  }
+  t.same(lost, [], 'no active token was ever lost')
+  t.equal(largest, 100, 'never over the bound')
+  t.same(active.filter((token) => kept.get(token, 1_000_000) === undefined), [], 'every active token is still kept')
+  t.equal(kept.size, 100, 'and the memory is full, not over')
+  t.equal(kept.get('flood-0', 1_000_000), undefined, 'the first flood tokens went')
+  t.equal(kept.get('flood-9999', 1_000_000)?.jti, 'flood-9999', 'the newest is kept')
+})
