@@ -1,9 +1,13 @@
-// Stateless JWT strategy on @fastify/jwt. Every key (current and retired) is
-// registered once, as its own namespace, with the verifier options fixed at
-// registration: per-call options would rebuild the verifier on every request
-// (fastify/fastify-jwt #358). The header's `kid` only selects among these
-// configured keys; it is never a path, a URL or a query.
-import { createHash, randomUUID } from 'node:crypto'
+// Stateless JWT strategy. @fastify/jwt signs, with the current key. Tokens
+// are verified here, by the rules fast-jwt applied with this service's
+// options (verifyToken below), because only one header is ever valid: the
+// exact first segment this service signs names the key, so a check is one
+// lookup, one HMAC compared in constant time, one JSON parse and the claim
+// rules, without the generic verifier's header parsing, option merging and
+// error objects (a refused forged token cost twice an accepted one). The
+// header's `kid` only selects among the configured keys (current and
+// retired); it is never a path, a URL or a query.
+import { createHash, createHmac, createSecretKey, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
 import { list, resolveJwtSecret, seconds } from '../src/config.js'
@@ -155,11 +159,25 @@ const principalOf = (claims: TokenClaims): Principal =>
 const secondsUntil = (end: Date): number => Math.max(0, Math.floor((end.getTime() - Date.now()) / 1000))
 
 const invalid = (why: string) => new AppError(401, 'TOKEN_INVALID', `the token is not valid: ${why}`)
+const expired = () => new AppError(401, 'TOKEN_EXPIRED', 'the token has expired: log in again')
+
+/** Claims every token must carry (fast-jwt skipped the iss, aud and exp checks when one was absent). */
+const requiredClaims = ['exp', 'iat', 'iss', 'aud', 'sub', 'jti', 'staffId', 'username', 'role']
+
+/**
+ * HS256 of the token's first two segments, base64url, against its third, in
+ * constant time. The signature is compared as the canonical text, so no other
+ * spelling of the same bytes passes.
+ */
+function signatureMatches (key: KeyObject, token: string, payloadEnd: number): boolean {
+  const expected = createHmac('sha256', key).update(token.slice(0, payloadEnd)).digest('base64url')
+  const presented = Buffer.from(token.slice(payloadEnd + 1), 'utf8')
+  return presented.length === expected.length && timingSafeEqual(presented, Buffer.from(expected, 'latin1'))
+}
 
 /** Claims are checked after the signature: types are strict, nothing is coerced. */
 function checkClaims (payload: unknown, nowSeconds: number, lifetime: number, withLogin: boolean): TokenClaims {
   const c = payload as Partial<TokenClaims>
-  // fast-jwt accepts an `aud` array that merely contains ours; we issue plain strings only, matched exactly.
   if (typeof c.iss !== 'string' || typeof c.aud !== 'string') throw invalid('bad iss or aud')
   if (typeof c.staffId !== 'number' || !Number.isSafeInteger(c.staffId) || c.staffId < 1) throw invalid('bad staffId')
   if (c.sub !== String(c.staffId)) throw invalid('sub does not match staffId')
@@ -189,43 +207,15 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   }
 
   const refresh = config.JWT_REFRESH === 'on'
-  const verifyOptions = {
-    algorithms: ['HS256' as const],
-    allowedIss: config.JWT_ISSUER,
-    allowedAud: config.JWT_AUDIENCE,
-    // fast-jwt skips the iss/aud/exp checks when the claim is absent: require them all.
-    requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub', 'jti', 'staffId', 'username', 'role'],
-    clockTolerance: CLOCK_TOLERANCE_MS
-  }
-  for (const [kid, key] of keys) {
-    // With refresh, logout reads the login's id from an access token that may
-    // have expired: a second verifier per key, built once, checks everything but exp.
-    if (refresh) {
-      await app.register(fastifyJwt, {
-        namespace: `${kid}_expired`,
-        decoratorName: 'jwtPayload',
-        secret: key,
-        verify: { ...verifyOptions, ignoreExpiration: true }
-      })
-    }
-    await app.register(fastifyJwt, {
-      namespace: kid,
-      decoratorName: 'jwtPayload',
-      secret: key,
-      sign: { algorithm: 'HS256', kid, iss: config.JWT_ISSUER, aud: config.JWT_AUDIENCE, expiresIn: lifetime },
-      verify: {
-        ...verifyOptions,
-        maxAge: lifetime
-        // fast-jwt's own cache stays off (docs/security.md): it hashes every
-        // token to look it up, which cost as much as the rest of the hook.
-        // VerifiedTokens below does that job, keyed by the token itself.
-      }
-    })
-  }
-  const jwt = app.jwt as unknown as Record<string, JWT>
-  const signer = jwt[currentKid]!
-  const verifiers = new Map([...keys.keys()].map((kid) => [headerSegment(kid), jwt[kid]!]))
-  const expiredVerifiers = new Map([...keys.keys()].filter(() => refresh).map((kid) => [headerSegment(kid), jwt[`${kid}_expired`]!]))
+  await app.register(fastifyJwt, {
+    namespace: currentKid,
+    decoratorName: 'jwtPayload',
+    secret,
+    sign: { algorithm: 'HS256', kid: currentKid, iss: config.JWT_ISSUER, aud: config.JWT_AUDIENCE, expiresIn: lifetime }
+  })
+  const signer = (app.jwt as unknown as Record<string, JWT>)[currentKid]!
+  // The header segment each configured key signs, to its HMAC key.
+  const keysByHeader = new Map([...keys].map(([kid, key]) => [headerSegment(kid), createSecretKey(Buffer.from(key, 'utf8'))]))
 
   // Pushed to memory by plugins/revocation.ts; disabled (never revoked) when JWT_REVOCATION=off.
   const revocations = app.revocations
@@ -233,37 +223,55 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
 
   const verified = new VerifiedTokens(VERIFIED_TOKENS_KEPT, lifetime)
 
-  function decode (token: string): TokenClaims {
+  /**
+   * Every check of a token this service may have signed, in fast-jwt's order
+   * (so the same token gets the same code as before): the header names a key,
+   * three segments, the signature, the required claims, then nbf, exp (with
+   * the clock tolerance), the age from iat (without), aud and iss exactly, and
+   * last our own claim rules. `checkExpiry` false skips exp and the age: the
+   * claims of an expired token, for logout with refresh.
+   */
+  function verifyToken (token: string, nowMs: number, checkExpiry: boolean): TokenClaims {
     if (token.length > 4096) throw invalid('too long')
-    const known = verified.get(token, Date.now())
-    if (known !== undefined) return known
-    const verifier = verifiers.get(token.slice(0, token.indexOf('.')))
-    if (verifier === undefined) throw invalid('unknown key or header')
+    const headerEnd = token.indexOf('.')
+    const key = headerEnd > 0 ? keysByHeader.get(token.slice(0, headerEnd)) : undefined
+    if (key === undefined) throw invalid('unknown key or header')
+    const payloadEnd = token.indexOf('.', headerEnd + 1)
+    if (payloadEnd < 0 || token.indexOf('.', payloadEnd + 1) >= 0) throw invalid('malformed')
+    if (!signatureMatches(key, token, payloadEnd)) throw invalid('verification failed')
     let payload: unknown
     try {
-      payload = verifier.verify(token)
-    } catch (err) {
-      const code = (err as { code?: string }).code
-      if (code === 'FAST_JWT_EXPIRED') throw new AppError(401, 'TOKEN_EXPIRED', 'the token has expired: log in again')
-      throw invalid('verification failed')
+      payload = JSON.parse(Buffer.from(token.slice(headerEnd + 1, payloadEnd), 'base64url').toString('utf8'))
+    } catch {
+      throw invalid('malformed payload')
     }
-    const claims = checkClaims(payload, Math.floor(Date.now() / 1000), lifetime, refresh)
+    if (typeof payload !== 'object' || payload === null) throw invalid('malformed payload')
+    const c = payload as Record<string, unknown>
+    for (const claim of requiredClaims) if (!(claim in c)) throw invalid(`no ${claim}`)
+    if ('nbf' in c && (typeof c.nbf !== 'number' || !(nowMs >= c.nbf * 1000 - CLOCK_TOLERANCE_MS))) throw invalid('not yet valid')
+    if (checkExpiry) {
+      if (typeof c.exp !== 'number') throw invalid('bad exp')
+      if (!(nowMs <= c.exp * 1000 + CLOCK_TOLERANCE_MS)) throw expired()
+      if (typeof c.iat !== 'number') throw invalid('bad iat')
+      if (!(nowMs <= (c.iat + lifetime) * 1000)) throw expired()
+    }
+    if (c.aud !== config.JWT_AUDIENCE || c.iss !== config.JWT_ISSUER) throw invalid('bad iss or aud')
+    return checkClaims(c, Math.floor(nowMs / 1000), lifetime, refresh)
+  }
+
+  function decode (token: string): TokenClaims {
+    if (token.length > 4096) throw invalid('too long')
+    const now = Date.now()
+    const known = verified.get(token, now)
+    if (known !== undefined) return known
+    const claims = verifyToken(token, now, true)
     verified.set(token, claims)
     return claims
   }
 
   /** Every check but expiry: the claims of a token that this service signed, live or not. */
   function decodeIgnoringExpiry (token: string): TokenClaims {
-    if (token.length > 4096) throw invalid('too long')
-    const verifier = expiredVerifiers.get(token.slice(0, token.indexOf('.')))
-    if (verifier === undefined) throw invalid('unknown key or header')
-    let payload: unknown
-    try {
-      payload = verifier.verify(token)
-    } catch {
-      throw invalid('verification failed')
-    }
-    return checkClaims(payload, Math.floor(Date.now() / 1000), lifetime, refresh)
+    return verifyToken(token, Date.now(), false)
   }
 
   function sign (account: Account, login?: { id: string, secondsLeft: number }): { token: string, expiresAt: Date } {

@@ -317,6 +317,22 @@ for (const kind of dbKinds) {
           t.equal((await app.inject({ url: '/me', headers: { cookie: `token=${token}` } })).statusCode, 200, 'the original still works')
         })
 
+        t.test('the signature must be spelled as the service writes it: the same bytes in another spelling are refused', async (t) => {
+          const token = cookieValue(await login(app, demo.linda))
+          const dot = token.lastIndexOf('.')
+          const signature = token.slice(dot + 1)
+          const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+          // 32 bytes in 43 characters: the last character's two low bits carry nothing.
+          const last = alphabet.indexOf(signature.at(-1)!)
+          const sameBytes = signature.slice(0, -1) + alphabet[last ^ 1]
+          t.same(Buffer.from(sameBytes, 'base64url'), Buffer.from(signature, 'base64url'), 'the respelled signature decodes to the same bytes')
+          for (const spelling of [sameBytes, signature + '=', signature.replace(/-/g, '+').replace(/_/g, '/'), signature + '.']) {
+            const res = await app.inject({ url: '/me', headers: { cookie: `token=${token.slice(0, dot + 1)}${spelling}` } })
+            t.equal(res.statusCode, 401, `refused: …${spelling.slice(-4)}`)
+          }
+          t.equal((await app.inject({ url: '/me', headers: { cookie: `token=${token}` } })).statusCode, 200, 'the token as issued is still accepted')
+        })
+
         const cases = hostileCases(canary)
         for (const c of cases) {
           t.test(c.name, async (t) => {
