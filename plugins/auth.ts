@@ -11,13 +11,14 @@ import type { Account, AuthStrategy, IssuedCredential, LoginContext, LoginResult
 import { DatabaseUnavailableError } from '../src/db/database.js'
 import { dummyPasswordHash, hashPassword, normaliseUsername, verifyPassword } from '../src/passwords.js'
 import { schedulePurge } from '../src/purge.js'
-import { AppError } from './errors.js'
+import { AppError, refuse } from './errors.js'
 import { createJwtStrategy } from './jwt-strategy.js'
 import { createSessionStrategy } from './session-strategy.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>
+    /** onRequest hook: sets `request.principal`, or answers 401 itself (and returns the reply). */
+    authenticate(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined>
     auth: {
       strategy: AuthStrategy
       login(request: FastifyRequest, reply: FastifyReply, username: string, password: string): Promise<LoginResult>
@@ -104,25 +105,29 @@ export default fp(async function auth (app) {
   app.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
     const started = performance.now()
     const credential = presentedCredential(request, strategy)
+    let refused: AppError
     try {
-      if (credential === undefined) throw new AppError(401, 'UNAUTHENTICATED', 'log in first: no token or session presented')
-      try {
-        request.principal = await strategy.verify(credential.value)
-      } catch (err) {
-        if (err instanceof AppError) {
+      if (credential === undefined) {
+        refused = new AppError(401, 'UNAUTHENTICATED', 'log in first: no token or session presented')
+      } else {
+        try {
+          request.principal = await strategy.verify(credential.value)
+          return
+        } catch (err) {
+          if (!(err instanceof AppError) || err.statusCode >= 500) throw err
           // With refresh an expired access cookie stays: it still names the login for POST /logout.
           const keep = strategy.keepsExpiredCookie && err.code === 'TOKEN_EXPIRED'
-          const refused = new AppError(err.statusCode, err.code, err.message, credential.from === 'cookie' && !keep)
-          // One log line per refusal (the error handler's), carrying the audit event.
+          refused = new AppError(err.statusCode, err.code, err.message, credential.from === 'cookie' && !keep)
+          // One log line per refusal, carrying the audit event.
           refused.logLine = { fields: { audit: 'credential_refused', from: credential.from }, message: 'credential refused' }
-          throw refused
         }
-        throw err
       }
     } finally {
       reply.header('server-timing', `auth;dur=${(performance.now() - started).toFixed(3)};desc="${strategy.name}"`)
     }
-    // Cache-Control: no-store is set on every response by plugins/security.ts.
+    // Answered here rather than thrown: a flood of forged cookies is the
+    // cheapest attack there is, and Fastify's error path costs more than the check.
+    return refuse(request, reply, refused)
   })
 
   /** The account when the password is right; the same argon2 work whether or not the username exists. */

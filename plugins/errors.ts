@@ -106,6 +106,25 @@ export function frameworkErrors (err: FastifyError, request: FastifyRequest, rep
     .send(errorBody(known.statusCode, known.code, known.message))
 }
 
+/** The error's answer: status, body, its headers, and the cookies it clears. */
+function sendError (reply: FastifyReply, known: AppError): FastifyReply {
+  if (known.clearsCookie) reply.clearAuthCookie()
+  if (known.clearsRefreshCookie) reply.clearRefreshCookie()
+  reply.headers(known.headers)
+  return reply.code(known.statusCode).send(errorBody(known.statusCode, known.code, known.message))
+}
+
+/**
+ * A 4xx, logged (one info line) and answered. Hooks on the hot path call this
+ * themselves (`return refuse(...)`): a refusal sent from the hook costs a
+ * third less than one thrown through Fastify's error handling.
+ */
+export function refuse (request: FastifyRequest, reply: FastifyReply, known: AppError, reason = known.message): FastifyReply {
+  if (known.logLine !== undefined) request.log.info({ code: known.code, reason, ...known.logLine.fields }, known.logLine.message)
+  else request.log.info({ code: known.code, reason }, 'request refused')
+  return sendError(reply, known)
+}
+
 export default fp(async function errors (app) {
   app.addSchema(errorSchema)
 
@@ -115,13 +134,11 @@ export default fp(async function errors (app) {
       request.log.error({ err }, 'unhandled error')
       return reply.code(500).send(errorBody(500, 'INTERNAL', 'internal error'))
     }
-    if (known.statusCode >= 500) request.log.error({ err }, known.message)
-    else if (known.logLine !== undefined) request.log.info({ code: known.code, reason: err.message, ...known.logLine.fields }, known.logLine.message)
-    else request.log.info({ code: known.code, reason: err.message }, 'request refused')
-    if (known.clearsCookie) reply.clearAuthCookie()
-    if (known.clearsRefreshCookie) reply.clearRefreshCookie()
-    reply.headers(known.headers)
-    return reply.code(known.statusCode).send(errorBody(known.statusCode, known.code, known.message))
+    if (known.statusCode >= 500) {
+      request.log.error({ err }, known.message)
+      return sendError(reply, known)
+    }
+    return refuse(request, reply, known, err.message)
   })
 
   app.setNotFoundHandler(function notFound (_request, reply) {

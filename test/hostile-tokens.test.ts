@@ -326,7 +326,9 @@ for (const kind of dbKinds) {
           const last = alphabet.indexOf(signature.at(-1)!)
           const sameBytes = signature.slice(0, -1) + alphabet[last ^ 1]
           t.same(Buffer.from(sameBytes, 'base64url'), Buffer.from(signature, 'base64url'), 'the respelled signature decodes to the same bytes')
-          for (const spelling of [sameBytes, signature + '=', signature.replace(/-/g, '+').replace(/_/g, '/'), signature + '.']) {
+          // base64 for base64url only differs when the signature has a `-` or `_`.
+          const spellings = [sameBytes, signature + '=', signature.replace(/-/g, '+').replace(/_/g, '/'), signature + '.'].filter((x) => x !== signature)
+          for (const spelling of spellings) {
             const res = await app.inject({ url: '/me', headers: { cookie: `token=${token.slice(0, dot + 1)}${spelling}` } })
             t.equal(res.statusCode, 401, `refused: …${spelling.slice(-4)}`)
           }
