@@ -17,8 +17,8 @@ import { createSessionStrategy } from './session-strategy.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** onRequest hook: sets `request.principal`, or answers 401 itself (and returns the reply). */
-    authenticate(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined>
+    /** onRequest hook (callback style): sets `request.principal`, or answers 401 itself. */
+    authenticate(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void
     auth: {
       strategy: AuthStrategy
       login(request: FastifyRequest, reply: FastifyReply, username: string, password: string): Promise<LoginResult>
@@ -102,33 +102,50 @@ export default fp(async function auth (app) {
   app.decorate('loginThrottle', loginThrottle)
   schedulePurge(app, 'login failures', () => app.queries.deleteExpiredLoginFailures())
 
-  app.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
+  /**
+   * A callback hook: with a token remembered or verified in memory the
+   * strategy answers synchronously and the request goes on without a promise
+   * or a microtask; a database lookup (sessions, revocation fallback) takes
+   * the async path. A refusal is answered here, not thrown: a flood of forged
+   * cookies is the cheapest attack there is, and Fastify's error path (with
+   * the exception and rejection behind it) cost more than the check.
+   */
+  function authenticate (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
     const started = performance.now()
     const credential = presentedCredential(request, strategy)
-    let refused: AppError
-    try {
-      if (credential === undefined) {
-        refused = new AppError(401, 'UNAUTHENTICATED', 'log in first: no token or session presented')
-      } else {
-        try {
-          request.principal = await strategy.verify(credential.value)
-          return
-        } catch (err) {
-          if (!(err instanceof AppError) || err.statusCode >= 500) throw err
-          // With refresh an expired access cookie stays: it still names the login for POST /logout.
-          const keep = strategy.keepsExpiredCookie && err.code === 'TOKEN_EXPIRED'
-          refused = new AppError(err.statusCode, err.code, err.message, credential.from === 'cookie' && !keep)
-          // One log line per refusal, carrying the audit event.
-          refused.logLine = { fields: { audit: 'credential_refused', from: credential.from }, message: 'credential refused' }
-        }
-      }
-    } finally {
+    const finish = (outcome: Principal | AppError): void => {
       reply.header('server-timing', `auth;dur=${(performance.now() - started).toFixed(3)};desc="${strategy.name}"`)
+      if (!(outcome instanceof AppError)) {
+        request.principal = outcome
+        done()
+        return
+      }
+      if (credential === undefined) {
+        refuse(request, reply, outcome)
+        return
+      }
+      // With refresh an expired access cookie stays: it still names the login for POST /logout.
+      const keep = strategy.keepsExpiredCookie && outcome.code === 'TOKEN_EXPIRED'
+      const refused = new AppError(outcome.statusCode, outcome.code, outcome.message, credential.from === 'cookie' && !keep)
+      // One log line per refusal, carrying the audit event.
+      refused.logLine = { fields: { audit: 'credential_refused', from: credential.from }, message: 'credential refused' }
+      refuse(request, reply, refused)
     }
-    // Answered here rather than thrown: a flood of forged cookies is the
-    // cheapest attack there is, and Fastify's error path costs more than the check.
-    return refuse(request, reply, refused)
-  })
+    if (credential === undefined) {
+      finish(new AppError(401, 'UNAUTHENTICATED', 'log in first: no token or session presented'))
+      return
+    }
+    const outcome = strategy.verify(credential.value)
+    if (!(outcome instanceof Promise)) {
+      finish(outcome)
+      return
+    }
+    outcome.then(finish, (err: unknown) => {
+      reply.header('server-timing', `auth;dur=${(performance.now() - started).toFixed(3)};desc="${strategy.name}"`)
+      done(err instanceof Error ? err : new Error(String(err)))
+    })
+  }
+  app.decorate('authenticate', authenticate)
 
   /** The account when the password is right; the same argon2 work whether or not the username exists. */
   async function checkPassword (username: string, password: string): Promise<Account | undefined> {

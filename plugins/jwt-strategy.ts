@@ -175,21 +175,30 @@ function signatureMatches (key: KeyObject, token: string, payloadEnd: number): b
   return presented.length === expected.length && timingSafeEqual(presented, Buffer.from(expected, 'latin1'))
 }
 
-/** Claims are checked after the signature: types are strict, nothing is coerced. */
-function checkClaims (payload: unknown, nowSeconds: number, lifetime: number, withLogin: boolean): TokenClaims {
+/** The payload segment's JSON; undefined when it is not JSON (only in a token signed with our key, so never in practice). */
+function parsePayload (segment: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+/** Claims are checked after the signature: types are strict, nothing is coerced. A refusal is returned, not thrown. */
+function checkClaims (payload: unknown, nowSeconds: number, lifetime: number, withLogin: boolean): TokenClaims | AppError {
   const c = payload as Partial<TokenClaims>
-  if (typeof c.iss !== 'string' || typeof c.aud !== 'string') throw invalid('bad iss or aud')
-  if (typeof c.staffId !== 'number' || !Number.isSafeInteger(c.staffId) || c.staffId < 1) throw invalid('bad staffId')
-  if (c.sub !== String(c.staffId)) throw invalid('sub does not match staffId')
-  if (typeof c.username !== 'string' || c.username.length === 0) throw invalid('bad username')
-  if (typeof c.role !== 'string' || !roles.has(c.role)) throw invalid('bad role')
-  if (typeof c.jti !== 'string' || c.jti.length === 0 || c.jti.length > 64) throw invalid('bad jti')
-  if (typeof c.iat !== 'number' || c.iat > nowSeconds + CLOCK_TOLERANCE_MS / 1000) throw invalid('issued in the future')
-  if (typeof c.exp !== 'number') throw invalid('bad exp')
+  if (typeof c.iss !== 'string' || typeof c.aud !== 'string') return invalid('bad iss or aud')
+  if (typeof c.staffId !== 'number' || !Number.isSafeInteger(c.staffId) || c.staffId < 1) return invalid('bad staffId')
+  if (c.sub !== String(c.staffId)) return invalid('sub does not match staffId')
+  if (typeof c.username !== 'string' || c.username.length === 0) return invalid('bad username')
+  if (typeof c.role !== 'string' || !roles.has(c.role)) return invalid('bad role')
+  if (typeof c.jti !== 'string' || c.jti.length === 0 || c.jti.length > 64) return invalid('bad jti')
+  if (typeof c.iat !== 'number' || c.iat > nowSeconds + CLOCK_TOLERANCE_MS / 1000) return invalid('issued in the future')
+  if (typeof c.exp !== 'number') return invalid('bad exp')
   // maxAge only caps the age from iat: a far-future exp would still pass for an hour and be reported as expiresAt.
-  if (c.exp - c.iat > lifetime) throw invalid('lifetime too long')
+  if (c.exp - c.iat > lifetime) return invalid('lifetime too long')
   // With refresh every access token names its login; without, none does.
-  if (withLogin ? typeof c.sid !== 'string' || !loginIdPattern.test(c.sid) : c.sid !== undefined) throw invalid('bad sid')
+  if (withLogin ? typeof c.sid !== 'string' || !loginIdPattern.test(c.sid) : c.sid !== undefined) return invalid('bad sid')
   return c as TokenClaims
 }
 
@@ -229,48 +238,46 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
    * three segments, the signature, the required claims, then nbf, exp (with
    * the clock tolerance), the age from iat (without), aud and iss exactly, and
    * last our own claim rules. `checkExpiry` false skips exp and the age: the
-   * claims of an expired token, for logout with refresh.
+   * claims of an expired token, for logout with refresh. A refusal is
+   * returned, not thrown: on the hot path an exception and the rejected
+   * promise behind it cost more than the check, and kept these functions
+   * from being optimised.
    */
-  function verifyToken (token: string, nowMs: number, checkExpiry: boolean): TokenClaims {
-    if (token.length > 4096) throw invalid('too long')
+  function verifyToken (token: string, nowMs: number, checkExpiry: boolean): TokenClaims | AppError {
+    if (token.length > 4096) return invalid('too long')
     const headerEnd = token.indexOf('.')
     const key = headerEnd > 0 ? keysByHeader.get(token.slice(0, headerEnd)) : undefined
-    if (key === undefined) throw invalid('unknown key or header')
+    if (key === undefined) return invalid('unknown key or header')
     const payloadEnd = token.indexOf('.', headerEnd + 1)
-    if (payloadEnd < 0 || token.indexOf('.', payloadEnd + 1) >= 0) throw invalid('malformed')
-    if (!signatureMatches(key, token, payloadEnd)) throw invalid('verification failed')
-    let payload: unknown
-    try {
-      payload = JSON.parse(Buffer.from(token.slice(headerEnd + 1, payloadEnd), 'base64url').toString('utf8'))
-    } catch {
-      throw invalid('malformed payload')
-    }
-    if (typeof payload !== 'object' || payload === null) throw invalid('malformed payload')
+    if (payloadEnd < 0 || token.indexOf('.', payloadEnd + 1) >= 0) return invalid('malformed')
+    if (!signatureMatches(key, token, payloadEnd)) return invalid('verification failed')
+    const payload = parsePayload(token.slice(headerEnd + 1, payloadEnd))
+    if (typeof payload !== 'object' || payload === null) return invalid('malformed payload')
     const c = payload as Record<string, unknown>
-    for (const claim of requiredClaims) if (!(claim in c)) throw invalid(`no ${claim}`)
-    if ('nbf' in c && (typeof c.nbf !== 'number' || !(nowMs >= c.nbf * 1000 - CLOCK_TOLERANCE_MS))) throw invalid('not yet valid')
+    for (const claim of requiredClaims) if (!(claim in c)) return invalid(`no ${claim}`)
+    if ('nbf' in c && (typeof c.nbf !== 'number' || !(nowMs >= c.nbf * 1000 - CLOCK_TOLERANCE_MS))) return invalid('not yet valid')
     if (checkExpiry) {
-      if (typeof c.exp !== 'number') throw invalid('bad exp')
-      if (!(nowMs <= c.exp * 1000 + CLOCK_TOLERANCE_MS)) throw expired()
-      if (typeof c.iat !== 'number') throw invalid('bad iat')
-      if (!(nowMs <= (c.iat + lifetime) * 1000)) throw expired()
+      if (typeof c.exp !== 'number') return invalid('bad exp')
+      if (!(nowMs <= c.exp * 1000 + CLOCK_TOLERANCE_MS)) return expired()
+      if (typeof c.iat !== 'number') return invalid('bad iat')
+      if (!(nowMs <= (c.iat + lifetime) * 1000)) return expired()
     }
-    if (c.aud !== config.JWT_AUDIENCE || c.iss !== config.JWT_ISSUER) throw invalid('bad iss or aud')
+    if (c.aud !== config.JWT_AUDIENCE || c.iss !== config.JWT_ISSUER) return invalid('bad iss or aud')
     return checkClaims(c, Math.floor(nowMs / 1000), lifetime, refresh)
   }
 
-  function decode (token: string): TokenClaims {
-    if (token.length > 4096) throw invalid('too long')
+  function decode (token: string): TokenClaims | AppError {
+    if (token.length > 4096) return invalid('too long')
     const now = Date.now()
     const known = verified.get(token, now)
     if (known !== undefined) return known
     const claims = verifyToken(token, now, true)
-    verified.set(token, claims)
+    if (!(claims instanceof AppError)) verified.set(token, claims)
     return claims
   }
 
   /** Every check but expiry: the claims of a token that this service signed, live or not. */
-  function decodeIgnoringExpiry (token: string): TokenClaims {
+  function decodeIgnoringExpiry (token: string): TokenClaims | AppError {
     return verifyToken(token, Date.now(), false)
   }
 
@@ -330,24 +337,20 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       return withRefresh(account, login.loginId, login.refreshToken, login.expiresAt)
     },
 
-    async verify (token: string): Promise<Principal> {
+    verify (token: string) {
       const claims = decode(token)
-      if (revocation) {
-        // From memory while the replica listens; from the database (a 503 when it is down) while not.
-        const revoked = revocations.isRevoked(claims)
-        if (revoked === true || (revoked !== false && await revoked)) throw invalid('revoked')
-      }
-      return principalOf(claims)
+      if (claims instanceof AppError || !revocation) return claims instanceof AppError ? claims : principalOf(claims)
+      // From memory while the replica listens; from the database (a 503 when it is down) while not.
+      const revoked = revocations.isRevoked(claims)
+      if (revoked === false) return principalOf(claims)
+      if (revoked === true) return invalid('revoked')
+      return revoked.then((yes) => yes ? invalid('revoked') : principalOf(claims))
     },
 
     async revoke (token: string) {
-      let claims: TokenClaims
-      try {
-        // With refresh an expired access token still names its login: logout ends that login.
-        claims = refresh ? decodeIgnoringExpiry(token) : decode(token)
-      } catch {
-        return undefined // an unusable token needs no revoking
-      }
+      // With refresh an expired access token still names its login: logout ends that login.
+      const claims = refresh ? decodeIgnoringExpiry(token) : decode(token)
+      if (claims instanceof AppError) return undefined // an unusable token needs no revoking
       if (revocation) await revocations.revokeToken(claims.jti, new Date(claims.exp * 1000))
       const ended = logins !== undefined && claims.sid !== undefined ? await logins.end(claims.sid, 'logout', claims.staffId) : undefined
       return { staffId: claims.staffId, loginId: ended?.loginId }

@@ -48,11 +48,11 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
       return { value: sessionId, expiresAt, maxAgeSeconds: Math.max(1, Math.floor((expiresAt.getTime() - Date.now()) / 1000)) }
     },
 
-    async verify (sessionId: string): Promise<Principal> {
+    async verify (sessionId: string): Promise<Principal | AppError> {
       const hash = idHash(sessionId)
-      if (hash === undefined) throw invalid()
+      if (hash === undefined) return invalid()
       const session = await app.queries.getSession(hash, idle)
-      if (session === undefined) throw invalid()
+      if (session === undefined) return invalid()
       if (Date.now() - session.lastSeenAt.getTime() >= touchIntervalMs) await app.queries.touchSession(hash)
       return { staffId: session.staffId, username: session.username, role: session.role, expiresAt: session.expiresAt, loginId: session.publicId }
     },

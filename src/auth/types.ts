@@ -1,6 +1,7 @@
 // The types every authentication strategy shares. They live apart from the
 // wiring (plugins/auth.ts) so that the strategies and the wiring do not
 // import each other.
+import type { AppError } from '../../plugins/errors.js'
 import type { LoginEndReason, LoginMetadata, LoginSummary, Role } from '../db/queries.js'
 
 /** Who is calling, as every strategy reports it. */
@@ -67,8 +68,12 @@ export interface AuthStrategy {
   /** Whether an access token's expiry leaves the cookie in place (it still names the login for logout). */
   readonly keepsExpiredCookie: boolean
   issue(account: Account, context: LoginContext): Promise<IssuedCredential>
-  /** Resolves the credential or throws a 401 AppError (or DatabaseUnavailableError). */
-  verify(credential: string): Promise<Principal>
+  /**
+   * The credential's principal, or the 401 AppError that refuses it (returned,
+   * not thrown: refusals are ordinary on the hot path). Synchronous when no
+   * I/O is needed; a database failure rejects (DatabaseUnavailableError).
+   */
+  verify(credential: string): Principal | AppError | Promise<Principal | AppError>
   /** Ends the credential server-side where the strategy can; silent for unusable ones. */
   revoke(credential: string): Promise<RevokedCredential | undefined>
   /** Present in modes where a person can list and end their logins. */
