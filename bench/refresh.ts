@@ -49,6 +49,8 @@ interface Window {
   queries: number
   /** The server process's CPU seconds in the window: steadier than the rate on a shared host. */
   serverCpu: number
+  /** The Postgres server processes' CPU seconds in the window (0 with PGlite, which runs inside the server). */
+  databaseCpu: number
   /** Cores' worth of other processes' CPU in the window (Postgres is counted as the benchmark's own). */
   foreign: number
 }
@@ -56,7 +58,7 @@ interface Window {
 /** Accounts staff<first> .. staff<first + count - 1> of the bench data set. */
 const accounts = (first: number, count: number) => Array.from({ length: count }, (_, i) => benchUser(first + i))
 
-interface Row { mode: string, what: string, perSecond: number, p50: number, p99: number, queries: number, cpuMicros: number, foreign: number }
+interface Row { mode: string, what: string, perSecond: number, p50: number, p99: number, queries: number, cpuMicros: number, databaseCpuMicros: number, foreign: number }
 
 /** Rates summed over the windows; latencies as the median of the windows'. */
 function row (mode: string, what: string, windows: Window[]): Row {
@@ -70,6 +72,7 @@ function row (mode: string, what: string, windows: Window[]): Row {
     p99: median(windows.map((w) => w.p99)),
     queries: sum((w) => w.queries) / served,
     cpuMicros: sum((w) => w.serverCpu) * 1e6 / served,
+    databaseCpuMicros: sum((w) => w.databaseCpu) * 1e6 / served,
     foreign: median(windows.map((w) => w.foreign))
   }
 }
@@ -93,6 +96,7 @@ async function getMe (server: BenchServer, mode: Mode): Promise<Row> {
     p99: job.latency.p99,
     queries: (result!.after.queries - result!.before.queries) / Math.max(job.requests, job.sent),
     cpuMicros: result!.serverCpuSeconds * 1e6 / Math.max(job.requests, job.sent),
+    databaseCpuMicros: result!.databaseCpuSeconds * 1e6 / Math.max(job.requests, job.sent),
     foreign: result!.foreignCores
   }
 }
@@ -101,7 +105,7 @@ async function getMe (server: BenchServer, mode: Mode): Promise<Row> {
 function windowOf (step: StepResult): Window {
   const job = step.jobs[0]!
   const served = Math.max(job.requests, job.sent)
-  return { count: job.requests, seconds: job.durationS, p50: job.latency.p50, p99: job.latency.p99, queries: step.after.queries - step.before.queries, served, serverCpu: step.serverCpuSeconds, foreign: step.foreignCores }
+  return { count: job.requests, seconds: job.durationS, p50: job.latency.p50, p99: job.latency.p99, queries: step.after.queries - step.before.queries, served, serverCpu: step.serverCpuSeconds, databaseCpu: step.databaseCpuSeconds, foreign: step.foreignCores }
 }
 
 /** Alternating windows of logins and refreshes, both driven by autocannon; returns both rows and the per-round ratios. */
@@ -170,9 +174,9 @@ runMain(async () => {
     `${database.kind === 'postgres' ? 'Postgres server' : 'PGlite'} (${database.version.split(' ').slice(0, 2).join(' ')}); ${os.cpus().length} cores, Node ${process.version}; load average ${loadAtStart} at the start, ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at the end.`,
     `${settings.duration} s windows after ${settings.warmup} s of warm-up; login and refresh in ${settings.rounds} alternating round(s).`,
     '',
-    '| mode | route | per second | p50 ms | p99 ms | queries/request | server CPU µs/request | other work, cores |',
+    '| mode | route | per second | p50 ms | p99 ms | queries/request | CPU µs/request: server + database | other work, cores |',
     '|---|---|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.mode} | ${r.what} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.queries.toFixed(2)} | ${r.cpuMicros.toFixed(0)} | ${r.foreign.toFixed(2)} |`),
+    ...rows.map((r) => `| ${r.mode} | ${r.what} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.queries.toFixed(2)} | ${r.cpuMicros.toFixed(0)} + ${r.databaseCpuMicros.toFixed(0)} | ${r.foreign.toFixed(2)} |`),
     '',
     ...ratios.map((r) => `${r.mode}: POST /refresh ÷ POST /login ${r.overall.toFixed(1)} (rounds: ${r.rounds.map((x) => x.toFixed(1)).join(', ')}; target ≥ 20); in server CPU per request, login ÷ refresh ${r.cpu.toFixed(1)}`),
     ...modes.filter((m) => m.name !== 'jwt').map((m) => `${m.name} GET /me ÷ jwt GET /me: ${(meOf(m.name) / meOf('jwt')).toFixed(2)}`)

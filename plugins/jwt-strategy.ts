@@ -1,14 +1,15 @@
-// Stateless JWT strategy. @fastify/jwt signs, with the current key. Tokens
-// are verified here, by the rules fast-jwt applied with this service's
-// options (verifyToken below), because only one header is ever valid: the
-// exact first segment this service signs names the key, so a check is one
+// Stateless JWT strategy: HS256 tokens signed and verified here. Only one
+// header is ever valid (the exact first segment this service signs names the
+// key), so signing is one JSON encoding and one HMAC, and a check is one
 // lookup, one HMAC compared in constant time, one JSON parse and the claim
-// rules, without the generic verifier's header parsing, option merging and
-// error objects (a refused forged token cost twice an accepted one). The
-// header's `kid` only selects among the configured keys (current and
-// retired); it is never a path, a URL or a query.
+// rules (verifyToken below: fast-jwt's rules with this service's options, in
+// its order). @fastify/jwt (fast-jwt) did both before; its generic paths cost
+// more than the rest of a request: header parsing, option merging and
+// stack-carrying errors on every check (a refused forged token cost twice an
+// accepted one), and base64 rewritten by regular expressions on every sign
+// (a tenth of a refresh). The header's `kid` only selects among the
+// configured keys (current and retired); it is never a path, a URL or a query.
 import { createHash, createHmac, createSecretKey, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto'
-import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
 import { list, resolveJwtSecret, seconds } from '../src/config.js'
 import type { Role } from '../src/db/queries.js'
@@ -216,13 +217,13 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   }
 
   const refresh = config.JWT_REFRESH === 'on'
-  await app.register(fastifyJwt, {
-    namespace: currentKid,
-    decoratorName: 'jwtPayload',
-    secret,
-    sign: { algorithm: 'HS256', kid: currentKid, iss: config.JWT_ISSUER, aud: config.JWT_AUDIENCE, expiresIn: lifetime }
-  })
-  const signer = (app.jwt as unknown as Record<string, JWT>)[currentKid]!
+  const signingHeader = headerSegment(currentKid)
+  const signingKey = createSecretKey(Buffer.from(secret, 'utf8'))
+  /** The token for these claims: the header this service signs, the claims as JSON, HS256. */
+  const signToken = (claims: Record<string, unknown>): string => {
+    const input = `${signingHeader}.${Buffer.from(JSON.stringify(claims), 'utf8').toString('base64url')}`
+    return `${input}.${createHmac('sha256', signingKey).update(input).digest('base64url')}`
+  }
   // The header segment each configured key signs, to its HMAC key.
   const keysByHeader = new Map([...keys].map(([kid, key]) => [headerSegment(kid), createSecretKey(Buffer.from(key, 'utf8'))]))
 
@@ -295,13 +296,11 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       // tolerance for a future iat).
       iat: Math.max(Math.floor(Date.now() / 1000), revocations.validAfter(account.staffId) ?? 0)
     }
-    // No access token outlives its login. Shorter tokens are signed with a
-    // signer built for the call, which only happens in a login's last minutes.
-    const shorter = login !== undefined && login.secondsLeft < lifetime
-    const expiresIn = shorter ? Math.max(1, login.secondsLeft) : lifetime
-    const token = shorter ? signer.sign(payload, { expiresIn }) : signer.sign(payload)
-    // fast-jwt's exp for a given iat (decoding the token again to read it cost as much as a refresh's cookies).
-    return { token, expiresAt: new Date((payload.iat + expiresIn) * 1000) }
+    // No access token outlives its login.
+    const expiresIn = login !== undefined && login.secondsLeft < lifetime ? Math.max(1, login.secondsLeft) : lifetime
+    const exp = payload.iat + expiresIn
+    const token = signToken({ ...payload, exp, iss: config.JWT_ISSUER, aud: config.JWT_AUDIENCE })
+    return { token, expiresAt: new Date(exp * 1000) }
   }
 
   /** With refresh, both cookies live until the login's absolute end; the JWT inside expires much sooner. */
