@@ -102,46 +102,51 @@ export default fp(async function auth (app) {
   app.decorate('loginThrottle', loginThrottle)
   schedulePurge(app, 'login failures', () => app.queries.deleteExpiredLoginFailures())
 
+  const timing = (started: number) => `auth;dur=${(performance.now() - started).toFixed(3)};desc="${strategy.name}"`
+
+  /** The verdict on a presented credential (or its absence): the principal, or the 401 answered here. */
+  function conclude (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void, credential: PresentedCredential | undefined, started: number, outcome: Principal | AppError): void {
+    reply.header('server-timing', timing(started))
+    if (!(outcome instanceof AppError)) {
+      request.principal = outcome
+      done()
+      return
+    }
+    if (credential === undefined) {
+      refuse(request, reply, outcome)
+      return
+    }
+    // With refresh an expired access cookie stays: it still names the login for POST /logout.
+    const keep = strategy.keepsExpiredCookie && outcome.code === 'TOKEN_EXPIRED'
+    const refused = new AppError(outcome.statusCode, outcome.code, outcome.message, credential.from === 'cookie' && !keep)
+    // One log line per refusal, carrying the audit event.
+    refused.logLine = { fields: { audit: 'credential_refused', from: credential.from }, message: 'credential refused' }
+    refuse(request, reply, refused)
+  }
+
   /**
    * A callback hook: with a token remembered or verified in memory the
-   * strategy answers synchronously and the request goes on without a promise
-   * or a microtask; a database lookup (sessions, revocation fallback) takes
-   * the async path. A refusal is answered here, not thrown: a flood of forged
-   * cookies is the cheapest attack there is, and Fastify's error path (with
-   * the exception and rejection behind it) cost more than the check.
+   * strategy answers synchronously and the request goes on without a promise,
+   * a microtask or a closure; a database lookup (sessions, revocation
+   * fallback) takes the async path. A refusal is answered here, not thrown: a
+   * flood of forged cookies is the cheapest attack there is, and Fastify's
+   * error path (with the exception and rejection behind it) cost more than
+   * the check.
    */
   function authenticate (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
     const started = performance.now()
     const credential = presentedCredential(request, strategy)
-    const finish = (outcome: Principal | AppError): void => {
-      reply.header('server-timing', `auth;dur=${(performance.now() - started).toFixed(3)};desc="${strategy.name}"`)
-      if (!(outcome instanceof AppError)) {
-        request.principal = outcome
-        done()
-        return
-      }
-      if (credential === undefined) {
-        refuse(request, reply, outcome)
-        return
-      }
-      // With refresh an expired access cookie stays: it still names the login for POST /logout.
-      const keep = strategy.keepsExpiredCookie && outcome.code === 'TOKEN_EXPIRED'
-      const refused = new AppError(outcome.statusCode, outcome.code, outcome.message, credential.from === 'cookie' && !keep)
-      // One log line per refusal, carrying the audit event.
-      refused.logLine = { fields: { audit: 'credential_refused', from: credential.from }, message: 'credential refused' }
-      refuse(request, reply, refused)
-    }
     if (credential === undefined) {
-      finish(new AppError(401, 'UNAUTHENTICATED', 'log in first: no token or session presented'))
+      conclude(request, reply, done, credential, started, new AppError(401, 'UNAUTHENTICATED', 'log in first: no token or session presented'))
       return
     }
     const outcome = strategy.verify(credential.value)
     if (!(outcome instanceof Promise)) {
-      finish(outcome)
+      conclude(request, reply, done, credential, started, outcome)
       return
     }
-    outcome.then(finish, (err: unknown) => {
-      reply.header('server-timing', `auth;dur=${(performance.now() - started).toFixed(3)};desc="${strategy.name}"`)
+    outcome.then((settled) => conclude(request, reply, done, credential, started, settled), (err: unknown) => {
+      reply.header('server-timing', timing(started))
       done(err instanceof Error ? err : new Error(String(err)))
     })
   }
