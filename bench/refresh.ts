@@ -102,6 +102,16 @@ async function getMe (server: BenchServer, mode: Mode): Promise<Row> {
   }
 }
 
+/** Refresh cookies of the refresh accounts (one per connection), `runs` logins of each. */
+async function refreshCookies (base: string, runs: number): Promise<string[]> {
+  const held: string[] = []
+  for (let run = 0; run < runs; run++) held.push(...await Promise.all(accounts(20 + settings.clients, settings.clients).map(async (who) => (await login(base, who)).refresh!)))
+  return held
+}
+
+/** POST /refresh, each answer's refresh cookie spent by the next request (bench/drive.ts). */
+const refreshChain = (cookies: string[]): Job => ({ name: 'POST /refresh', method: 'POST', path: '/refresh', chain: { cookies, cookie: 'refresh' }, connections: settings.clients })
+
 /** One driver window of logins or refreshes as a table row's input. */
 function windowOf (step: StepResult): Window {
   const job = step.jobs[0]!
@@ -116,13 +126,7 @@ async function loginVsRefresh (database: BenchDatabase, server: BenchServer, mod
   // rotates logins of its own accounts, every run starting on fresh ones.
   const loginJob: Job = { name: 'POST /login', method: 'POST', path: '/login', bodies: accounts(20, settings.clients).map((who) => JSON.stringify(who)), connections: settings.clients }
   // Fresh logins for every run of the refresh job (bench/drive.ts): the warm-up, then each round.
-  const refreshAccounts = accounts(20 + settings.clients, settings.clients)
-  const fresh = async (runs: number): Promise<string[]> => {
-    const held: string[] = []
-    for (let run = 0; run < runs; run++) held.push(...await Promise.all(refreshAccounts.map(async (who) => (await login(base, who)).refresh!)))
-    return held
-  }
-  const refreshJob = async (runs: number): Promise<Job> => ({ name: 'POST /refresh', method: 'POST', path: '/refresh', chain: { cookies: await fresh(runs), cookie: 'refresh' }, connections: settings.clients })
+  const refreshJob = async (runs: number): Promise<Job> => refreshChain(await refreshCookies(base, runs))
   if (settings.warmup > 0) {
     await drive({ base, serverPid: server.pid, steps: [{ name: 'warm-up: logins and refreshes at once', duration: settings.warmup, retry: false, jobs: [{ ...loginJob, connections: 1 }, await refreshJob(1)] }] })
   }
@@ -167,8 +171,7 @@ async function settle (database: BenchDatabase): Promise<void> {
   log('settling the database: refresh traffic, not measured')
   const server = await startServer('settle', serverEnv(database, modes[1]!.vars))
   try {
-    const held = await Promise.all(accounts(20 + settings.clients, settings.clients).map(async (who) => (await login(server.base, who)).refresh!))
-    const job: Job = { name: 'POST /refresh', method: 'POST', path: '/refresh', chain: { cookies: held, cookie: 'refresh' }, connections: settings.clients }
+    const job = refreshChain(await refreshCookies(server.base, 1))
     await drive({ base: server.base, serverPid: server.pid, steps: [{ name: 'settling: refreshes', duration: Math.max(4, settings.warmup * 2), retry: false, jobs: [job] }] })
   } finally {
     await server.stop()
