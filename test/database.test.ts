@@ -68,10 +68,7 @@ for (const kind of dbKinds) {
 
   t.test(`large deterministic seed on ${kind}`, async (t) => {
     const { db } = await testDatabase(t, kind, { seed: false })
-    const started = Date.now()
     await seed(db, { staff: 1000, experiments: 100_000 })
-    const elapsed = Date.now() - started
-    t.ok(elapsed < 60_000, `100 000 experiments load in under a minute (took ${elapsed} ms)`)
     const counts = await db.query<{ staff: number, experiments: number, performed: number }>(
       'SELECT (SELECT count(*)::int FROM staff) staff, (SELECT count(*)::int FROM experiment) experiments, (SELECT count(*)::int FROM performed) performed')
     t.same(counts[0], { staff: 1000, experiments: 100_000, performed: 100_001 })
