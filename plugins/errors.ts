@@ -5,7 +5,15 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Type } from 'typebox'
 import { DatabaseUnavailableError } from '../src/db/database.js'
+import type { Refusal } from '../src/request-log.js'
 import { securityHeaders } from '../src/security-headers.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** A 4xx's code and reason, for the request's one log line (src/request-log.ts); null otherwise. */
+    refusal: Refusal | null
+  }
+}
 
 /** Every code an error can carry; a value as well as a type, so test/docs.test.ts can check docs/api.md lists them all. */
 export const errorCodes = [
@@ -25,7 +33,7 @@ export class AppError extends Error {
   readonly clearsRefreshCookie: boolean
   /** Sent with the error, e.g. Retry-After on a 429. */
   readonly headers: Record<string, string> = {}
-  /** The one log line the error handler writes for it, when not the plain "request refused" (e.g. an audit event). */
+  /** An event line to write when it is answered (e.g. an audit event), besides the request's own line. */
   logLine: { readonly fields: Readonly<Record<string, unknown>>, readonly message: string } | undefined
 
   constructor (statusCode: number, code: ErrorCode, message: string, clearsCookie = false, clearsRefreshCookie = false) {
@@ -101,9 +109,11 @@ const routerErrorHeaders = { ...securityHeaders, 'cache-control': 'no-store' }
 export function frameworkErrors (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const known = toAppError(err) ?? new AppError(500, 'INTERNAL', 'internal error')
   // The code only: the message echoes the path, which may hold anything.
-  request.log[known.statusCode >= 500 ? 'error' : 'info']({ code: known.code, reason: err.code }, 'request refused')
+  if (known.statusCode >= 500) request.log.error({ code: known.code, reason: err.code }, 'request refused')
   reply.code(known.statusCode).headers({ ...routerErrorHeaders, 'x-request-id': request.id })
     .send(errorBody(known.statusCode, known.code, known.message))
+  // Fastify's response listeners are not set up on this path: the request's one line is written here.
+  request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime, code: known.code, reason: err.code }, 'request completed')
 }
 
 /** The error's answer: status, body, its headers, and the cookies it clears. */
@@ -115,18 +125,20 @@ function sendError (reply: FastifyReply, known: AppError): FastifyReply {
 }
 
 /**
- * A 4xx, logged (one info line) and answered. Hooks on the hot path call this
- * themselves (`return refuse(...)`): a refusal sent from the hook costs a
- * third less than one thrown through Fastify's error handling.
+ * A 4xx, answered; its code and reason go into the request's log line, and
+ * its event line (an audit event) is written now. Hooks on the hot path call
+ * this themselves (`return refuse(...)`): a refusal sent from the hook costs
+ * a third less than one thrown through Fastify's error handling.
  */
 export function refuse (request: FastifyRequest, reply: FastifyReply, known: AppError, reason = known.message): FastifyReply {
+  request.refusal = { code: known.code, reason }
   if (known.logLine !== undefined) request.log.info({ code: known.code, reason, ...known.logLine.fields }, known.logLine.message)
-  else request.log.info({ code: known.code, reason }, 'request refused')
   return sendError(reply, known)
 }
 
 export default fp(async function errors (app) {
   app.addSchema(errorSchema)
+  app.decorateRequest('refusal', null)
 
   app.setErrorHandler(function handleError (err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const known = toAppError(err)
@@ -141,7 +153,8 @@ export default fp(async function errors (app) {
     return refuse(request, reply, known, err.message)
   })
 
-  app.setNotFoundHandler(function notFound (_request, reply) {
+  app.setNotFoundHandler(function notFound (request, reply) {
+    request.refusal = { code: 'NOT_FOUND', reason: 'no such route' }
     return reply.code(404).send(errorBody(404, 'NOT_FOUND', 'no such route'))
   })
 }, { name: 'tokenlab-errors' })

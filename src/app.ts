@@ -22,6 +22,7 @@ import sessionRoutes from '../routes/sessions.js'
 import staffRoutes from '../routes/staff.js'
 import { loadConfig, requireSigningKey, trustProxy, type ConfigSource } from './config.js'
 import type { Database } from './db/database.js'
+import { OneLinePerRequest } from './request-log.js'
 
 export interface BuildOptions extends ConfigSource {
   /** An open database to use instead of opening one from the config (tests share one). */
@@ -49,6 +50,8 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
       ...(options.logStream !== undefined ? { stream: options.logStream } : {})
     },
     genReqId: () => randomUUID(),
+    // One line per request, at its end, instead of Fastify's two.
+    logController: new OneLinePerRequest(early.LOG_LEVEL),
     // The router answers a bad URL (400) or an over-long parameter (414) before any hook: keep them in the contract's shape.
     frameworkErrors,
     trustProxy: trustProxy(early.TRUST_PROXY),

@@ -26,18 +26,45 @@ t.test('audit events and redaction', async (t) => {
       t.same(failures.map((l) => l.username), ['linda.m', 'ghost'], 'failures name the (normalised) username')
       t.match(audit('logout'), [{ staffId: 3 }], 'logout names the staffId')
       t.match(audit('credential_refused'), [{ code: mode === 'jwt' ? 'TOKEN_INVALID' : 'SESSION_INVALID', from: 'cookie' }])
-      // A flood of forged cookies costs one line each: the audit event is the refusal's only line besides Fastify's two.
-      const refusedLines = lines.filter((l) => l.reqId === refused.headers['x-request-id'] && l.msg !== 'incoming request' && l.msg !== 'request completed')
-      t.same(refusedLines.map((l) => [l.audit, l.code, l.msg]), [['credential_refused', mode === 'jwt' ? 'TOKEN_INVALID' : 'SESSION_INVALID', 'credential refused']], 'one line for a refused credential')
+      // A flood of forged cookies costs two lines each: the audit event and the request's own.
+      const refusedLines = lines.filter((l) => l.reqId === refused.headers['x-request-id'])
+      t.same(refusedLines.map((l) => [l.audit, l.code, l.msg]), [
+        ['credential_refused', mode === 'jwt' ? 'TOKEN_INVALID' : 'SESSION_INVALID', 'credential refused'],
+        [undefined, mode === 'jwt' ? 'TOKEN_INVALID' : 'SESSION_INVALID', 'request completed']
+      ], 'a refused credential: its audit event, then the request\'s line')
 
-      for (const l of lines.filter((l) => l.msg === 'incoming request' || l.audit !== undefined)) {
-        t.type(l.reqId, 'string', 'every request line carries a request id')
-      }
+      // One line per request (instead of Fastify's two), besides audit events: six requests, six lines.
+      const requestLines = lines.filter((l) => l.reqId !== undefined && l.audit === undefined)
+      t.same(requestLines.map((l) => l.msg), Array(6).fill('request completed'), 'one line per request, written when it completes')
+      t.same(requestLines.map((l) => l.code), [undefined, 'BAD_CREDENTIALS', 'BAD_CREDENTIALS', undefined, mode === 'jwt' ? 'TOKEN_INVALID' : 'SESSION_INVALID', undefined], 'a refusal\'s line names its code')
+      t.same(requestLines.map((l) => [(l.req as { method?: string }).method, (l.req as { url?: string }).url, (l.res as { statusCode?: number }).statusCode]), [
+        ['POST', '/login', 200], ['POST', '/login', 401], ['POST', '/login', 401], ['GET', '/me', 200], ['GET', '/me', 401], ['POST', '/logout', 204]
+      ], 'each names its method, URL and status')
+      t.equal(new Set(requestLines.map((l) => l.reqId)).size, 6, 'each with its own request id')
+      for (const l of requestLines) t.type(l.responseTime, 'number', 'and the time it took')
+      for (const l of lines.filter((l) => l.audit !== undefined)) t.type(l.reqId, 'string', 'every audit line carries its request\'s id')
       const text = logs.text()
       for (const secret of [cookieValue(cookie), demo.linda.password, 'wrong-password-123', 'ghost-password-456', TEST_SECRET, 'not-a-real-credential']) {
         t.notOk(text.includes(secret), `the log never holds ${secret.slice(0, 12)}…`)
       }
-      t.equal(me.headers['x-request-id'], lines.find((l) => l.msg === 'incoming request' && (l.req as { url?: string })?.url === '/me')?.reqId, 'the response names its request id')
+      t.equal(me.headers['x-request-id'], requestLines[3]!.reqId, 'the response names its request id')
     })
+  }
+})
+
+t.test('requests refused before any route or hook also get their one line, with the code', async (t) => {
+  const testDb = await testDatabase(t, 'pglite')
+  const logs = captureLogs()
+  const app = await testApp(t, testDb, { logs })
+  const answers = [
+    await app.inject({ url: '/no-such-route' }),
+    await app.inject({ url: `/exp/${'1'.repeat(101)}` }),
+    await app.inject({ url: '/exp/%E0%A4%A' })
+  ]
+  t.same(answers.map((a) => a.statusCode), [404, 414, 400])
+  for (const answer of answers) {
+    const lines = logs.lines().filter((l) => l.reqId === answer.headers['x-request-id'])
+    t.same(lines.map((l) => [l.msg, (l.res as { statusCode?: number } | undefined)?.statusCode, l.code]),
+      [['request completed', answer.statusCode, JSON.parse(answer.body).code]], `${answer.statusCode}: one line, naming its code`)
   }
 })

@@ -62,7 +62,8 @@ t.test('a bad configuration stops startup with one line naming the variable', as
 
 t.test('graceful shutdown: in-flight requests finish, then new connections are refused and the exit is 0', async (t) => {
   // A high limit: attempts in flight count against the failed-login limit (plugins/auth.ts).
-  const server = await startServer({ DATA_DIR: 'memory://', JWT_SECRET: 'graceful-secret-0123456789-abcdefghijkl', LOG_LEVEL: 'info', LOGIN_RATE_LIMIT: '1000/min' })
+  // Debug level: a request's arrival is logged only there (at info, one line when it completes).
+  const server = await startServer({ DATA_DIR: 'memory://', JWT_SECRET: 'graceful-secret-0123456789-abcdefghijkl', LOG_LEVEL: 'debug', LOGIN_RATE_LIMIT: '1000/min' })
   t.teardown(() => server.stop('SIGKILL'))
   // Logins take tens of milliseconds each (argon2): a batch is still running when SIGTERM arrives.
   const agentless = (): Promise<number> => new Promise((resolve, reject) => {

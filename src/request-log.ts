@@ -1,0 +1,41 @@
+// One log line per request, written when its response is finished: method,
+// URL, status, time taken, the request id, and for a refusal its code and
+// reason (plugins/errors.ts leaves them on the request). Fastify's default
+// writes two, one on arrival and one at the end; here the arrival line is
+// debug only, for following a request that has not finished. Audit events
+// (logins, logouts, refused credentials) and 5xx errors are lines of their
+// own, written where they happen.
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
+import { levels } from 'pino'
+
+/** What a refused request's line says besides its status (set by plugins/errors.ts). */
+export interface Refusal {
+  readonly code: string
+  readonly reason: string
+}
+
+export class OneLinePerRequest extends LogController {
+  /** Below info (the benchmark runs at warn) the line is not even put together. */
+  private readonly writesInfo: boolean
+
+  constructor (level: string) {
+    super()
+    this.writesInfo = (levels.values[level] ?? Infinity) <= levels.values.info!
+  }
+
+  override incomingRequest (request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) {
+      reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+      return
+    }
+    if (!this.writesInfo) return
+    const refusal = request.refusal
+    reply.log.info(refusal === null
+      ? { req: request, res: reply, responseTime: reply.elapsedTime }
+      : { req: request, res: reply, responseTime: reply.elapsedTime, code: refusal.code, reason: refusal.reason }, 'request completed')
+  }
+}
