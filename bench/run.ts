@@ -650,6 +650,8 @@ async function main (): Promise<number> {
   const revocationVsJwt = revocationRatio('me')
   const revocationVsJwtMany = revocationRatio('meMany')
   const forgedVsValid = ratio(cells, 'jwt', 'jwt', 'forged', 'me')
+  // Like for like: a token that is not remembered, verified and accepted, against one verified and refused.
+  const forgedVsVerified = ratio(cells, 'jwt', 'jwt', 'forged', 'meMany')
   const jwtVsNoauthMany = ratio(cells, 'jwt', 'noauth', 'meMany')
   const jwtVsReadme = (route: Route) => ratio(cells, 'jwt', 'readme', route)
   const healthP99 = storm.healthDuringStorm.latency.p99
@@ -660,6 +662,7 @@ async function main (): Promise<number> {
     { name: 'jwt GET /me ÷ noauth GET /me (req/s, median of paired windows)', value: jwtVsNoauth, target: '≥ 0.9', verdict: atLeast(jwtVsNoauth, 0.9) },
     { name: 'jwt GET /me ÷ noauth, many users\' tokens in turn', value: jwtVsNoauthMany, target: 'none (reported)', verdict: 'n/a' },
     { name: 'jwt GET /me forged token (401) ÷ jwt GET /me one user\'s token', value: forgedVsValid, target: '≥ 0.9', verdict: atLeast(forgedVsValid, 0.9) },
+    { name: 'jwt GET /me forged token (401) ÷ jwt GET /me many users\' tokens (200): both verified, neither remembered', value: forgedVsVerified, target: 'none (reported)', verdict: 'n/a' },
     { name: 'revocation GET /me ÷ jwt GET /me, one user\'s token (req/s, median of paired windows on a Postgres server)', value: revocationVsJwt, target: '≥ 0.95', verdict: atLeast(revocationVsJwt, 0.95) },
     { name: 'revocation GET /me ÷ jwt GET /me, many users\' tokens in turn (req/s, median of paired windows on a Postgres server)', value: revocationVsJwtMany, target: '≥ 0.95', verdict: atLeast(revocationVsJwtMany, 0.95) },
     {
