@@ -696,7 +696,7 @@ async function main (): Promise<number> {
   md.push('')
   md.push('| ratio or check | measured | target | verdict |')
   md.push('|---|---:|---|---|')
-  for (const t of targets) md.push(`| ${t.name} | ${fmt(t.value, 2)} | ${t.target} | ${t.verdict}${t.note !== undefined ? ` (${t.note})` : ''} |`)
+  for (const t of targets) md.push(`| ${t.name} | ${fmt(t.value, 3)} | ${t.target} | ${t.verdict}${t.note !== undefined ? ` (${t.note})` : ''} |`)
   md.push('')
   md.push(`jwt÷noauth GET /me over ${pairs.length} pairs of ${fmt(Math.max(1, settings.duration / settings.slices), 1)} s windows: req/s ratio median ${fmt(jwtVsNoauth, 2)} (range ${fmt(Math.min(...pairs.map((p) => p.throughput)), 2)} to ${fmt(Math.max(...pairs.map((p) => p.throughput)), 2)}); the same ratio in server CPU per request ${fmt(jwtVsNoauthCpu, 2)}; ratio of the table's medians ${fmt(ratio(cells, 'jwt', 'noauth'), 2)}.`)
   if (revocation.length === 0) md.push('revocation÷jwt: no paired windows (they need a Postgres server: a PGlite directory has one opener); the targets use the table\'s medians.')
