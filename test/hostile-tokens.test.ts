@@ -327,7 +327,9 @@ for (const kind of dbKinds) {
           const sameBytes = signature.slice(0, -1) + alphabet[last ^ 1]
           t.same(Buffer.from(sameBytes, 'base64url'), Buffer.from(signature, 'base64url'), 'the respelled signature decodes to the same bytes')
           // base64 for base64url only differs when the signature has a `-` or `_`.
-          const spellings = [sameBytes, signature + '=', signature.replace(/-/g, '+').replace(/_/g, '/'), signature + '.'].filter((x) => x !== signature)
+          // And a last character beyond ASCII whose low seven bits are the original's (a header carries bytes up to 0xff).
+          const beyondAscii = signature.slice(0, -1) + String.fromCharCode(0x80 | signature.charCodeAt(42))
+          const spellings = [sameBytes, signature + '=', signature.replace(/-/g, '+').replace(/_/g, '/'), signature + '.', beyondAscii].filter((x) => x !== signature)
           for (const spelling of spellings) {
             const res = await app.inject({ url: '/me', headers: { cookie: `token=${token.slice(0, dot + 1)}${spelling}` } })
             t.equal(res.statusCode, 401, `refused: …${spelling.slice(-4)}`)
