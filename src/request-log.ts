@@ -4,7 +4,9 @@
 // writes two, one on arrival and one at the end; here the arrival line is
 // debug only, for following a request that has not finished. Audit events
 // (logins, logouts, refused credentials) and 5xx errors are lines of their
-// own, written where they happen.
+// own, written where they happen. A request whose client went away before
+// the answer was sent gets a `request aborted` line instead (Fastify's
+// onRequestAbort misses a client that sent its whole request first).
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
 import { levels } from 'pino'
 
@@ -23,8 +25,13 @@ export class OneLinePerRequest extends LogController {
     this.writesInfo = (levels.values[level] ?? Infinity) <= levels.values.info!
   }
 
-  override incomingRequest (request: FastifyRequest): void {
+  override incomingRequest (request: FastifyRequest, reply: FastifyReply): void {
     request.log.debug({ req: request }, 'incoming request')
+    if (!this.writesInfo) return
+    // The connection closed before the answer was sent: no 'finish', so no requestCompleted.
+    reply.raw.once('close', () => {
+      if (!reply.sent) request.log.info({ req: request }, 'request aborted')
+    })
   }
 
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {

@@ -3,6 +3,7 @@
 // and graceful shutdown with requests in flight.
 import { mkdtemp } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -89,4 +90,25 @@ t.test('graceful shutdown: in-flight requests finish, then new connections are r
   t.same(statuses, Array(count).fill(200), 'every request that was in flight completed')
   t.equal(await server.exited, 0, 'exit 0 within the grace period')
   await t.rejects(fetch(`${server.url}/health`), 'new connections are refused')
+})
+
+t.test('at info, one line per request; a client that goes away before the answer still leaves one', async (t) => {
+  const server = await startServer({ DATA_DIR: 'memory://', JWT_SECRET: 'abort-log-secret-0123456789-abcdefghijkl', LOG_LEVEL: 'info' })
+  t.teardown(() => server.stop('SIGKILL'))
+  const lines = () => server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg?: string, req?: { url?: string, method?: string }, res?: { statusCode?: number } })
+  t.equal((await fetch(`${server.url}/health?probe=one-line`)).status, 200)
+  // A login takes tens of milliseconds (argon2): the socket is gone long before the answer.
+  const { port } = new URL(server.url)
+  const socket = connect(Number(port), '127.0.0.1')
+  await new Promise<void>((resolve) => socket.once('connect', resolve))
+  const body = JSON.stringify({ username: 'linda.m', password: 'linda.m-0680' })
+  socket.write(`POST /login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  socket.destroy()
+  const deadline = Date.now() + 10_000
+  while (!lines().some((l) => l.msg === 'request aborted') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(lines().filter((l) => l.msg === 'request aborted').map((l) => [l.req?.method, l.req?.url]), [['POST', '/login']], 'the abandoned login has its line, and only it')
+  const health = lines().filter((l) => l.req?.url === '/health?probe=one-line')
+  t.same(health.map((l) => [l.msg, l.res?.statusCode]), [['request completed', 200]], 'the answered request has exactly one')
+  t.equal(lines().filter((l) => l.msg === 'incoming request').length, 0, 'no arrival lines at info')
 })
