@@ -111,4 +111,8 @@ export const Principal = Type.Object({
 })
 
 // A positive id without sign, leading zero, exponent, hex or spaces: `042`, `1e3`, `0x2a` and ` 42` are 400s.
-export const IdString = Type.String({ maxLength: 9, pattern: '^[1-9][0-9]{0,8}$' })
+// Every id up to int4's 2147483647, digit by digit, so that a 10-digit id (or a nextCursor) can be sent back.
+export const IdString = Type.String({
+  maxLength: 10,
+  pattern: '^(?:[1-9][0-9]{0,8}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}|2147[0-3][0-9]{5}|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}|21474836[0-3][0-9]|214748364[0-7])$'
+})

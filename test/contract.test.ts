@@ -201,7 +201,7 @@ for (const kind of dbKinds) {
 
         t.test('GET /exp/:staffId: bad staffId, limit or cursor is 400', async (t) => {
           const cookie = await login(app, demo.admin)
-          for (const url of ['/exp/abc', '/exp/0', '/exp/-1', '/exp/0x2a', '/exp/1e3', '/exp/042', '/exp/%2042', '/exp/1234567890',
+          for (const url of ['/exp/abc', '/exp/0', '/exp/-1', '/exp/0x2a', '/exp/1e3', '/exp/042', '/exp/%2042', '/exp/2147483648',
             "/exp/1'%20OR%201=1", '/exp/3?limit=0', '/exp/3?limit=1001', '/exp/3?limit=abc', '/exp/3?cursor=abc', '/exp/3?cursor=-5', '/exp/3?other=1']) {
             const res = await app.inject({ url, headers: { cookie } })
             t.equal(res.statusCode, 400, url)

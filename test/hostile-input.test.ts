@@ -42,13 +42,16 @@ for (const kind of dbKinds) {
     const admin = await login(app, demo.admin)
 
     t.test('staffId that a lenient parser would alias, or that does not fit, is a 400', async (t) => {
-      const ids = ['0x2a', '1e3', '%2042', '42%20', '%0942', '042', '-1', '+1', '0', '1.0', '4294967296', '9999999999', 'NaN', 'Infinity', '%EF%BC%94%EF%BC%92', '4%C2%B2', '[1]', 'true', 'null', '%00', '1%00']
+      const ids = ['0x2a', '1e3', '%2042', '42%20', '%0942', '042', '-1', '+1', '0', '1.0', '2147483648', '2147483650', '4294967296', '9999999999', '10000000000', 'NaN', 'Infinity', '%EF%BC%94%EF%BC%92', '4%C2%B2', '[1]', 'true', 'null', '%00', '1%00']
       for (const id of ids) {
         assertError(t, await app.inject({ url: `/exp/${id}`, headers: { cookie: admin } }), 400, 'BAD_REQUEST', id)
         // Authentication runs first: an anonymous caller learns nothing about validation.
         assertError(t, await app.inject({ url: `/exp/${id}` }), 401, 'UNAUTHENTICATED', `anonymous ${id}`)
       }
       t.equal((await app.inject({ url: '/exp/42', headers: { cookie: admin } })).statusCode, 404, 'the clean form of the same id reaches the handler')
+      for (const id of ['1000000000', '2147483647']) {
+        assertError(t, await app.inject({ url: `/exp/${id}`, headers: { cookie: admin } }), 404, 'NOT_FOUND', `${id}: ten digits, within int4, reaches the handler`)
+      }
     })
 
     t.test('a path parameter over 100 characters is a 414, a malformed URL a 400, never a 5xx', async (t) => {
@@ -203,3 +206,29 @@ for (const kind of dbKinds) {
     })
   })
 }
+
+t.test('ids of ten digits page through: a nextCursor of ten digits is accepted back as the cursor', async (t) => {
+  for (const kind of dbKinds) {
+    t.test(kind, async (t) => {
+      const testDb = await testDatabase(t, kind)
+      // Linda (staff 3) also ran two experiments with the largest ids int4 holds.
+      for (const id of [1_500_000_000, 2_147_483_647]) {
+        await testDb.db.query("INSERT INTO experiment (sample_id, kind, started) VALUES ($1, 'Sequencing', '2024-02-01')", [id])
+        await testDb.db.query('INSERT INTO performed (staff_id, sample_id) VALUES (3, $1)', [id])
+      }
+      const app = await testApp(t, testDb)
+      const cookie = await login(app, demo.linda)
+      const pages: number[][] = []
+      let cursor: string | null = '17'
+      while (cursor !== null) {
+        const res = await app.inject({ url: `/exp/3?limit=1&cursor=${cursor}`, headers: { cookie } })
+        t.equal(res.statusCode, 200, `cursor ${cursor}`)
+        const body = res.json() as { experiments: Array<{ sampleId: number }>, nextCursor: string | null }
+        pages.push(body.experiments.map((e) => e.sampleId))
+        cursor = body.nextCursor
+      }
+      t.same(pages, [[1_500_000_000], [2_147_483_647]], 'after 17: both, one page each, the second reached through the cursor \'1500000000\'')
+      assertError(t, await app.inject({ url: '/exp/3?cursor=2147483648', headers: { cookie } }), 400, 'BAD_REQUEST', 'a cursor past int4')
+    })
+  }
+})
