@@ -5,7 +5,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Type } from 'typebox'
 import { DatabaseUnavailableError } from '../src/db/database.js'
-import type { Refusal } from '../src/request-log.js'
+import { logCompleted, type Refusal } from '../src/request-log.js'
 import { securityHeaders } from '../src/security-headers.js'
 
 declare module 'fastify' {
@@ -110,10 +110,11 @@ export function frameworkErrors (err: FastifyError, request: FastifyRequest, rep
   const known = toAppError(err) ?? new AppError(500, 'INTERNAL', 'internal error')
   // The code only: the message echoes the path, which may hold anything.
   if (known.statusCode >= 500) request.log.error({ code: known.code, reason: err.code }, 'request refused')
+  request.refusal = { code: known.code, reason: err.code }
   reply.code(known.statusCode).headers({ ...routerErrorHeaders, 'x-request-id': request.id })
     .send(errorBody(known.statusCode, known.code, known.message))
   // Fastify's response listeners are not set up on this path: the request's one line is written here.
-  request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime, code: known.code, reason: err.code }, 'request completed')
+  logCompleted(request, reply)
 }
 
 /** The error's answer: status, body, its headers, and the cookies it clears. */

@@ -39,10 +39,11 @@ export class OneLinePerRequest extends LogController {
       reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
       return
     }
-    if (!this.writesInfo) return
-    const refusal = request.refusal
-    reply.log.info(refusal === null
-      ? { req: request, res: reply, responseTime: reply.elapsedTime }
-      : { req: request, res: reply, responseTime: reply.elapsedTime, code: refusal.code, reason: refusal.reason }, 'request completed')
+    if (this.writesInfo) logCompleted(request, reply)
   }
+}
+
+/** The request's one line, with a refusal's code and reason when it has them. */
+export function logCompleted (request: FastifyRequest, reply: FastifyReply): void {
+  reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime, ...request.refusal }, 'request completed')
 }
