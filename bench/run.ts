@@ -134,6 +134,10 @@ const chartLabel: Record<Route, string> = {
 
 const retryPolicy = () => ({ maxForeignCores: settings.maxForeignCores, retries: settings.retries, retryWaitSeconds: 5 })
 
+/** Paired measurements alternate windows this long (at least 1 s), this many per measurement. */
+const pairSeconds = Math.max(1, settings.duration / settings.slices)
+const pairCount = Math.max(1, Math.round(settings.duration / pairSeconds))
+
 /** A generated account (staff<n>, n >= 8) in the middle of the data set: about experiments/staff experiments. */
 const userNumber = Math.max(8, Math.floor(settings.staff / 2))
 
@@ -281,10 +285,22 @@ async function authTiming (base: string, cookie: string, n = 200): Promise<numbe
 
 interface PairRatio {
   round: number
-  /** jwt GET /me req/s ÷ noauth req/s in adjacent windows. */
+  /** The measured side's req/s ÷ the reference's, in adjacent windows (jwt ÷ noauth, revocation ÷ jwt). */
   throughput: number
-  /** noauth server CPU per request ÷ jwt's: the same question asked of CPU time. */
+  /** The reference's server CPU per request ÷ the measured side's: the same question asked of CPU time. */
   cpu: number
+}
+
+/** `measured` ÷ `reference`, two adjacent one-job windows. */
+function pairRatio (measured: StepResult, reference: StepResult): Omit<PairRatio, 'round'> {
+  const cpuPerRequest = (step: StepResult) => step.serverCpuSeconds / Math.max(1, step.jobs[0]!.requests)
+  return { throughput: measured.jobs[0]!.reqPerSec / reference.jobs[0]!.reqPerSec, cpu: cpuPerRequest(reference) / cpuPerRequest(measured) }
+}
+
+/** The report's line for a set of pairs: median, range, the CPU ratio, and the ratio of the table's medians beside it. */
+function pairSummary (label: string, pairs: PairRatio[], tableRatio: number): string {
+  const throughputs = pairs.map((p) => p.throughput)
+  return `${label} over ${pairs.length} pairs of ${fmt(pairSeconds, 1)} s windows: req/s ratio median ${fmt(median(throughputs), 2)} (range ${fmt(Math.min(...throughputs), 2)} to ${fmt(Math.max(...throughputs), 2)}); the same ratio in server CPU per request ${fmt(median(pairs.map((p) => p.cpu)), 2)}; ratio of the table's medians ${fmt(tableRatio, 2)}.`
 }
 
 interface ServerRun {
@@ -328,14 +344,12 @@ async function runServer (database: BenchDatabase, server: Server, round: number
       // jwt GET /me against its baseline in the same process: alternating
       // pairs of short windows, so that a slow second on a shared host hits
       // both sides of a pair, and the ratio is the median over pairs.
-      const slice = Math.max(1, settings.duration / settings.slices)
-      const count = Math.max(1, Math.round(settings.duration / slice))
       const noauth: Step[] = []
       const jwt: Step[] = []
-      for (let i = 0; i < count; i++) {
+      for (let i = 0; i < pairCount; i++) {
         const warm = i === 0 ? settings.stepWarmup : 0
-        noauth.push(read(`noauth GET /bench/me-noauth [${i + 1}/${count}]`, '/bench/me-noauth', { cookie }, slice, warm))
-        jwt.push(read(`jwt GET /me [${i + 1}/${count}]`, '/me', { cookie }, slice, warm))
+        noauth.push(read(`noauth GET /bench/me-noauth [${i + 1}/${pairCount}]`, '/bench/me-noauth', { cookie }, pairSeconds, warm))
+        jwt.push(read(`jwt GET /me [${i + 1}/${pairCount}]`, '/me', { cookie }, pairSeconds, warm))
       }
       plan.push(['noauth', 'me', noauth], ['jwt', 'me', jwt])
       // The baseline with the same cookie list: the driver's cost of varying them is in both.
@@ -395,11 +409,7 @@ async function runServer (database: BenchDatabase, server: Server, round: number
     const measurements = plan.map(([strategy, route], entry) => toMeasurement(round, strategy, route, byEntry[entry]!))
     const pairs: PairRatio[] = server !== 'jwt'
       ? []
-      : byEntry[0]!.map((noauth, i) => {
-        const jwt = byEntry[1]![i]!
-        const cpuPerRequest = (step: StepResult) => step.serverCpuSeconds / Math.max(1, step.jobs[0]!.requests)
-        return { round, throughput: jwt.jobs[0]!.reqPerSec / noauth.jobs[0]!.reqPerSec, cpu: cpuPerRequest(noauth) / cpuPerRequest(jwt) }
-      })
+      : byEntry[0]!.map((noauth, i) => ({ round, ...pairRatio(byEntry[1]![i]!, noauth) }))
     // The peer sends no Server-Timing.
     const authMicros = server === 'readme' ? NaN : await authTiming(app.base, cookie)
     return { measurements, authMicros, pairs }
@@ -408,13 +418,8 @@ async function runServer (database: BenchDatabase, server: Server, round: number
   }
 }
 
-interface RevocationPair {
-  round: number
+interface RevocationPair extends PairRatio {
   route: 'me' | 'meMany'
-  /** revocation GET /me req/s ÷ jwt's in adjacent windows. */
-  throughput: number
-  /** jwt server CPU per request ÷ revocation's. */
-  cpu: number
 }
 
 /**
@@ -428,7 +433,7 @@ interface RevocationPair {
 async function revocationPairs (database: BenchDatabase): Promise<RevocationPair[]> {
   // A PGlite directory has one opener: two servers at once need a Postgres server.
   if (database.kind !== 'postgres') return []
-  log(`  jwt + revocation beside jwt, alternating ${fmt(Math.max(1, settings.duration / settings.slices), 1)} s windows`)
+  log(`  jwt + revocation beside jwt, alternating ${fmt(pairSeconds, 1)} s windows`)
   const jwtServer = await startServer('jwt', serverEnv(database, serverVars.jwt))
   try {
     const revocationServer = await startServer('revocation', serverEnv(database, serverVars.revocation))
@@ -449,22 +454,14 @@ async function revocationPairs (database: BenchDatabase): Promise<RevocationPair
         return step!
       }
       for (const [name, app] of sides) for (const route of ['me', 'meMany'] as const) await window(name, app, route, settings.warmup / 2, 0)
-      const slice = Math.max(1, settings.duration / settings.slices)
-      const count = Math.max(1, Math.round(settings.duration / slice))
       const pairs: RevocationPair[] = []
       for (let round = 0; round < settings.rounds; round++) {
         for (const route of ['me', 'meMany'] as const) {
-          for (let i = 0; i < count; i++) {
+          for (let i = 0; i < pairCount; i++) {
             const results: Record<string, StepResult> = {}
             const order = (round + i) % 2 === 0 ? sides : [sides[1], sides[0]] as const
-            for (const [name, app] of order) results[name] = await window(name, app, route, slice, 0.5)
-            const cpuPerRequest = (step: StepResult) => step.serverCpuSeconds / Math.max(1, step.jobs[0]!.requests)
-            pairs.push({
-              round,
-              route,
-              throughput: results.revocation!.jobs[0]!.reqPerSec / results.jwt!.jobs[0]!.reqPerSec,
-              cpu: cpuPerRequest(results.jwt!) / cpuPerRequest(results.revocation!)
-            })
+            for (const [name, app] of order) results[name] = await window(name, app, route, pairSeconds, 0.5)
+            pairs.push({ round, route, ...pairRatio(results.revocation!, results.jwt!) })
           }
         }
       }
@@ -642,7 +639,6 @@ async function main (): Promise<number> {
   const onServer = database.kind === 'postgres'
   // The target is judged on the paired windows (median over every pair of every round).
   const jwtVsNoauth = median(pairs.map((p) => p.throughput))
-  const jwtVsNoauthCpu = median(pairs.map((p) => p.cpu))
   const sessionVsJwt = ratio(cells, 'session', 'jwt')
   // Judged on the paired windows too (median over every pair of every round); the table's medians are reported beside them.
   const revocationPairsOf = (route: 'me' | 'meMany') => revocation.filter((p) => p.route === route)
@@ -685,7 +681,7 @@ async function main (): Promise<number> {
   md.push('')
   md.push(`Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; load average ${machine.loadAverageAtStart.join(' ')} at the start, ${loadAverageAtEnd.join(' ')} at the end.`)
   md.push(`Database: ${machine.database}, ${machine.databaseVersion}; ${settings.staff} staff, ${settings.experiments} experiments.`)
-  md.push(`Median of ${settings.rounds} round(s); every server process warmed up with ${settings.warmup} s of all its routes at once, then each measurement ${settings.duration} s after ${settings.stepWarmup} s of its own route (jwt GET /me and the baseline as alternating pairs of ${fmt(Math.max(1, settings.duration / settings.slices), 1)} s windows), ${settings.connections} connections for reads, ${settings.loginConnections} for POST /login; one server process at a time, autocannon in a separate process. Latencies per response, in ms. Peak RSS is the server's peak up to the end of that measurement (reads run before logins).`)
+  md.push(`Median of ${settings.rounds} round(s); every server process warmed up with ${settings.warmup} s of all its routes at once, then each measurement ${settings.duration} s after ${settings.stepWarmup} s of its own route (jwt GET /me and the baseline as alternating pairs of ${fmt(pairSeconds, 1)} s windows), ${settings.connections} connections for reads, ${settings.loginConnections} for POST /login; one server process at a time, autocannon in a separate process. Latencies per response, in ms. Peak RSS is the server's peak up to the end of that measurement (reads run before logins).`)
   md.push(`Workloads on GET /me: one user's token (tokenlab: the cookie from logging in; the README-style peer, which has no login, a token minted the same way); ${settings.manyUsers} distinct users' valid tokens in turn (more than the 10 000 that tokenlab's verified-token memory keeps: every request misses it); ${settings.forged} distinct forged tokens in turn (tokenlab's header and claims, another secret: they fail at the signature). The minimal-Fastify baseline is tokenlab's server answering GET /bench/me-noauth (same body and serializer, no authentication); the README-style peer is bench/readme-style.ts (@fastify/cookie + @fastify/jwt, request.jwtVerify() in an onRequest hook, as @fastify/jwt's README shows).`)
   md.push('')
   md.push(peerTable(cells))
@@ -698,11 +694,10 @@ async function main (): Promise<number> {
   md.push('|---|---:|---|---|')
   for (const t of targets) md.push(`| ${t.name} | ${fmt(t.value, 3)} | ${t.target} | ${t.verdict}${t.note !== undefined ? ` (${t.note})` : ''} |`)
   md.push('')
-  md.push(`jwt÷noauth GET /me over ${pairs.length} pairs of ${fmt(Math.max(1, settings.duration / settings.slices), 1)} s windows: req/s ratio median ${fmt(jwtVsNoauth, 2)} (range ${fmt(Math.min(...pairs.map((p) => p.throughput)), 2)} to ${fmt(Math.max(...pairs.map((p) => p.throughput)), 2)}); the same ratio in server CPU per request ${fmt(jwtVsNoauthCpu, 2)}; ratio of the table's medians ${fmt(ratio(cells, 'jwt', 'noauth'), 2)}.`)
+  md.push(pairSummary('jwt÷noauth GET /me', pairs, ratio(cells, 'jwt', 'noauth')))
   if (revocation.length === 0) md.push('revocation÷jwt: no paired windows (they need a Postgres server: a PGlite directory has one opener); the targets use the table\'s medians.')
   for (const route of revocation.length > 0 ? ['me', 'meMany'] as const : []) {
-    const ps = revocationPairsOf(route)
-    md.push(`revocation÷jwt ${routeLabel[route]} over ${ps.length} pairs of ${fmt(Math.max(1, settings.duration / settings.slices), 1)} s windows, both servers up: req/s ratio median ${fmt(median(ps.map((p) => p.throughput)), 2)} (range ${fmt(Math.min(...ps.map((p) => p.throughput)), 2)} to ${fmt(Math.max(...ps.map((p) => p.throughput)), 2)}); in server CPU per request ${fmt(median(ps.map((p) => p.cpu)), 2)}; ratio of the table's medians ${fmt(ratio(cells, 'revocation', 'jwt', route), 2)}.`)
+    md.push(pairSummary(`revocation÷jwt ${routeLabel[route]}, both servers up,`, revocationPairsOf(route), ratio(cells, 'revocation', 'jwt', route)))
   }
   const perRound = (a: Strategy, b: Strategy, route: Route = 'me') => perRoundRatios(all, a, b, settings.rounds, route).map((r) => r.toFixed(2)).join(', ')
   md.push(`Per-round GET /me ratios: session÷jwt ${perRound('session', 'jwt')}; revocation÷jwt ${perRound('revocation', 'jwt')} (many users ${perRound('revocation', 'jwt', 'meMany')}); jwt÷README-style ${perRound('jwt', 'readme')} (many users ${perRound('jwt', 'readme', 'meMany')}, forged ${perRound('jwt', 'readme', 'forged')}).`)
