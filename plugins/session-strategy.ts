@@ -1,10 +1,13 @@
 // Postgres-backed sessions (AUTH_MODE=session): the cookie holds 256 random
 // bits; the table holds only their SHA-256, so a read of the table yields no
-// usable session. Every request costs a lookup; the last-seen write is
-// coalesced to at most one per session per TOUCH_INTERVAL.
+// usable session. Every request is checked against the table, read after the
+// request arrived; requests that arrive in the same turn of the event loop
+// share one query (src/db/batch.ts). The last-seen write is coalesced to at
+// most one per session per TOUCH_INTERVAL.
 import { createHash, randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { seconds } from '../src/config.js'
+import { batchedLookup } from '../src/db/batch.js'
 import { schedulePurge } from '../src/purge.js'
 import { newLoginId } from '../src/auth/logins.js'
 import type { Account, AuthStrategy, LoginContext, Principal } from '../src/auth/types.js'
@@ -25,6 +28,9 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
   // Touching more often than this buys nothing: idle precision of a minute, or
   // a tenth of the idle timeout when that is shorter.
   const touchIntervalMs = Math.min(60_000, idle * 100)
+
+  const hex = (hash: Buffer) => hash.toString('hex')
+  const getSession = batchedLookup((hashes: Buffer[]) => app.queries.getSessions(hashes, idle), hex, (row) => hex(row.idHash))
 
   schedulePurge(app, 'sessions', () => app.queries.deleteExpiredSessions(idle))
 
@@ -51,7 +57,7 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
     async verify (sessionId: string): Promise<Principal | AppError> {
       const hash = idHash(sessionId)
       if (hash === undefined) return invalid()
-      const session = await app.queries.getSession(hash, idle)
+      const session = await getSession(hash)
       if (session === undefined) return invalid()
       if (Date.now() - session.lastSeenAt.getTime() >= touchIntervalMs) await app.queries.touchSession(hash)
       return { staffId: session.staffId, username: session.username, role: session.role, expiresAt: session.expiresAt, loginId: session.publicId }

@@ -114,5 +114,30 @@ for (const kind of dbKinds) {
         t.equal((app.db.queryCount - before) / 5, reads, `${JSON.stringify(env)}: ${reads} per request`)
       }
     })
+
+    t.test('session requests that arrive together share one lookup, and each gets its own answer', async (t) => {
+      const app = await testApp(t, testDb, { env: { AUTH_MODE: 'session' } })
+      const linda = await login(app, demo.linda)
+      const sergey = await login(app, demo.sergey)
+      const viewer = await login(app, demo.viewer)
+      const out = await app.inject({ method: 'POST', url: '/logout', headers: { cookie: sergey } })
+      t.equal(out.statusCode, 204, 'sergey logged out before the burst')
+      const unknown = 'token=' + 'A'.repeat(43) // well formed, never issued
+      const burst = [linda, sergey, viewer, unknown, linda, viewer, sergey, linda]
+      const before = app.db.queryCount
+      const answers = await Promise.all(burst.map((cookie) => app.inject({ url: '/me', headers: { cookie } })))
+      const reads = app.db.queryCount - before
+      t.same(answers.map((r) => r.statusCode), [200, 401, 200, 401, 200, 200, 401, 200], 'each request gets its own session\'s answer')
+      t.same(answers.map((r) => r.statusCode === 200 ? r.json().username : r.json().code),
+        ['linda.m', 'SESSION_INVALID', 'viktoria.h', 'SESSION_INVALID', 'linda.m', 'viktoria.h', 'SESSION_INVALID', 'linda.m'])
+      t.equal(reads, 1, `eight requests in one turn, one query (${reads})`)
+
+      const alone = await app.inject({ url: '/me', headers: { cookie: linda } })
+      t.equal(alone.statusCode, 200, 'a request on its own is answered too')
+      const afterLogout = await app.inject({ method: 'POST', url: '/logout', headers: { cookie: linda } })
+      t.equal(afterLogout.statusCode, 204)
+      const [a, b] = await Promise.all([0, 1].map(() => app.inject({ url: '/me', headers: { cookie: linda } })))
+      t.same([a!.statusCode, b!.statusCode], [401, 401], 'a logout is seen by every request that arrives after it')
+    })
   })
 }

@@ -25,6 +25,8 @@ export interface Experiment {
 }
 
 export interface SessionRow {
+  /** SHA-256 of the session id (the row's key). */
+  idHash: Buffer
   staffId: number
   username: string
   role: Role
@@ -155,16 +157,16 @@ export function createQueries (db: Queryable) {
     },
 
     /** A live session only: within its absolute lifetime and not idle longer than `idleSeconds`. */
-    async getSession (idHash: Buffer, idleSeconds: number): Promise<SessionRow | undefined> {
+    /** The live sessions among these id hashes, each with its hash (one query for many requests: src/db/batch.ts). */
+    async getSessions (idHashes: Buffer[], idleSeconds: number): Promise<SessionRow[]> {
       const rows = await db.query<SessionRow>(
-        `SELECT s.staff_id AS "staffId", st.username, st.role,
+        `SELECT s.id AS "idHash", s.staff_id AS "staffId", st.username, st.role,
                 s.expires_at AS "expiresAt", s.last_seen_at AS "lastSeenAt", s.public_id AS "publicId"
            FROM sessions s JOIN staff st ON st.staff_id = s.staff_id
-          WHERE s.id = $1 AND s.expires_at > now()
+          WHERE s.id = ANY($1::bytea[]) AND s.expires_at > now()
             AND s.last_seen_at > now() - make_interval(secs => $2)`,
-        [idHash, idleSeconds])
-      const row = rows[0]
-      return row && { ...row, expiresAt: new Date(row.expiresAt), lastSeenAt: new Date(row.lastSeenAt) }
+        [idHashes, idleSeconds])
+      return rows.map((row) => ({ ...row, idHash: Buffer.isBuffer(row.idHash) ? row.idHash : Buffer.from(row.idHash), expiresAt: new Date(row.expiresAt), lastSeenAt: new Date(row.lastSeenAt) }))
     },
 
     /** A new id for one of the staff member's live sessions (its row, public id and metadata kept); its end, or undefined when it is gone. */
