@@ -30,7 +30,7 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
   const touchIntervalMs = Math.min(60_000, idle * 100)
 
   const hex = (hash: Buffer) => hash.toString('hex')
-  const getSession = batchedLookup((hashes: Buffer[]) => app.queries.getSessions(hashes, idle), hex, (row) => hex(row.idHash))
+  const getSession = batchedLookup((hashes: Buffer[]) => app.queries.getSessions(hashes, idle), hex, (row) => row.idHex)
 
   schedulePurge(app, 'sessions', () => app.queries.deleteExpiredSessions(idle))
 
