@@ -139,5 +139,20 @@ for (const kind of dbKinds) {
       const [a, b] = await Promise.all([0, 1].map(() => app.inject({ url: '/me', headers: { cookie: linda } })))
       t.same([a!.statusCode, b!.statusCode], [401, 401], 'a logout is seen by every request that arrives after it')
     })
+
+    t.test('a flood of distinct session ids in one turn is split into queries of at most 256 ids, each answered', async (t) => {
+      const app = await testApp(t, testDb, { env: { AUTH_MODE: 'session' } })
+      const linda = await login(app, demo.linda)
+      // Well formed, never issued: each must reach the database and be refused.
+      const unknown = Array.from({ length: 600 }, (_, i) => 'token=' + i.toString().padStart(43, 'A'))
+      const burst = [...unknown.slice(0, 300), linda, ...unknown.slice(300)]
+      const before = app.db.queryCount
+      const answers = await Promise.all(burst.map((cookie) => app.inject({ url: '/me', headers: { cookie } })))
+      const reads = app.db.queryCount - before
+      t.equal(answers.filter((r) => r.statusCode === 401 && r.json().code === 'SESSION_INVALID').length, 600, 'every unknown id refused')
+      t.equal(answers[300]!.statusCode, 200, 'the one live session among them is accepted')
+      t.equal(answers[300]!.json().username, 'linda.m')
+      t.ok(reads >= 3 && reads <= 6, `601 distinct ids need at least three queries of 256, and share them (${reads})`)
+    })
   })
 }

@@ -3,14 +3,16 @@
 // poll of the sockets); each still gets an answer read after it arrived, but
 // they share the round trip, the statement's execution and the driver's work.
 
-/** A row's key must equal the key it was asked for under `keyOf`. */
+/** The row for one key, or undefined when the database has none. */
 export interface BatchedLookup<Key, Row> {
   (key: Key): Promise<Row | undefined>
 }
 
 export function batchedLookup<Key, Row> (
+  /** One query for all these keys: the rows found, in any order. */
   loadMany: (keys: Key[]) => Promise<Row[]>,
   keyOf: (key: Key) => string,
+  /** Must equal `keyOf` of the key the row was found by. */
   rowKeyOf: (row: Row) => string,
   /** Beyond this many keys a turn's lookups are split into several queries. */
   maxBatch = 256
