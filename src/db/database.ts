@@ -166,7 +166,15 @@ export function openPg (url: string, options: Omit<DatabaseOptions, 'url' | 'dat
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 2000,
     query_timeout: options.queryTimeoutMs ?? 5000,
-    idleTimeoutMillis: 30_000
+    idleTimeoutMillis: 30_000,
+    // Each statement is planned once per connection (below) and that plan
+    // kept. Left to choose, Postgres re-plans on every call any statement whose
+    // one-off plans it estimates cheaper than the kept one: the session lookup,
+    // whose array of ids it sizes from each call, was planned on every call
+    // once the sessions table had grown (planning was then half the query's
+    // cost). Every statement in queries.ts is an indexed lookup, for which the
+    // kept plan is the right one.
+    options: '-c plan_cache_mode=force_generic_plan'
   })
   // An idle client whose server went away emits 'error'; without a listener that kills the process.
   pool.on('error', () => {})

@@ -165,17 +165,22 @@ export function createQueries (db: Queryable) {
      */
     async getSessions (idHashes: Buffer[], idleSeconds: number): Promise<SessionRow[]> {
       const rows = await db.query<Omit<SessionRow, 'expiresAt' | 'lastSeenAt'> & { expiresAt: number, lastSeenAt: number }>(
-        `SELECT encode(s.id, 'hex') AS "idHex", s.staff_id AS "staffId", st.username, st.role,
-                (extract(epoch FROM s.expires_at) * 1000)::float8 AS "expiresAt",
-                (extract(epoch FROM s.last_seen_at) * 1000)::float8 AS "lastSeenAt", s.public_id AS "publicId"
-           FROM sessions s
-                -- OFFSET 0 keeps this a lookup by primary key per session found:
-                -- for an array of ids the generic plan otherwise hash-joins a
-                -- sequential scan of all staff (three times the query's
-                -- Postgres time with the benchmark's 1 000 staff).
-                CROSS JOIN LATERAL (SELECT username, role FROM staff WHERE staff_id = s.staff_id OFFSET 0) st
-          WHERE s.id = ANY($1::bytea[]) AND s.expires_at > now()
-            AND s.last_seen_at > now() - make_interval(secs => $2)`,
+        // Both fences keep each step a primary-key lookup whatever the
+        // statistics say. Without the first, stale statistics (a sessions
+        // table that grew since it was last analysed) made Postgres AND the
+        // id lookup with a scan of the expires_at index over every live
+        // session: the query's cost grew with the number of people logged in.
+        // Without the second, an array of ids made the generic plan hash-join
+        // a scan of the whole staff table.
+        `WITH found AS MATERIALIZED (
+           SELECT id, staff_id, expires_at, last_seen_at, public_id FROM sessions WHERE id = ANY($1::bytea[])
+         )
+         SELECT encode(f.id, 'hex') AS "idHex", f.staff_id AS "staffId", st.username, st.role,
+                (extract(epoch FROM f.expires_at) * 1000)::float8 AS "expiresAt",
+                (extract(epoch FROM f.last_seen_at) * 1000)::float8 AS "lastSeenAt", f.public_id AS "publicId"
+           FROM found f
+                CROSS JOIN LATERAL (SELECT username, role FROM staff WHERE staff_id = f.staff_id OFFSET 0) st
+          WHERE f.expires_at > now() AND f.last_seen_at > now() - make_interval(secs => $2)`,
         [idHashes, idleSeconds])
       return rows.map((row) => ({ ...row, expiresAt: new Date(row.expiresAt), lastSeenAt: new Date(row.lastSeenAt) }))
     },
