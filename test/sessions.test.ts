@@ -140,6 +140,21 @@ for (const kind of dbKinds) {
       t.same([a!.statusCode, b!.statusCode], [401, 401], 'a logout is seen by every request that arrives after it')
     })
 
+    if (kind === 'postgres') {
+      t.test('on a server the session lookup is planned once per connection, never per call', async (t) => {
+        const app = await testApp(t, testDb, { env: { AUTH_MODE: 'session' } })
+        const cookie = await login(app, demo.linda)
+        // One request at a time: the pool hands the same idle connection back each time.
+        for (let i = 0; i < 12; i++) t.equal((await app.inject({ url: '/me', headers: { cookie } })).statusCode, 200)
+        const plans = await app.db.query<{ generic: string, custom: string }>(
+          `SELECT generic_plans::text AS generic, custom_plans::text AS custom FROM pg_prepared_statements
+            WHERE statement LIKE '%WITH found AS MATERIALIZED%' AND statement NOT LIKE '%pg_prepared_statements%'`)
+        t.equal(plans.length, 1, 'the lookup is a prepared statement on this connection')
+        t.equal(plans[0]!.custom, '0', 'no call was planned on its own')
+        t.ok(Number(plans[0]!.generic) >= 12, `every call used the kept plan (${plans[0]!.generic})`)
+      })
+    }
+
     t.test('a flood of distinct session ids in one turn is split into queries of at most 256 ids, each answered', async (t) => {
       const app = await testApp(t, testDb, { env: { AUTH_MODE: 'session' } })
       const linda = await login(app, demo.linda)
