@@ -172,8 +172,8 @@ export function openPg (url: string, options: Omit<DatabaseOptions, 'url' | 'dat
     // one-off plans it estimates cheaper than the kept one: the session lookup,
     // whose array of ids it sizes from each call, was planned on every call
     // once the sessions table had grown (planning was then half the query's
-    // cost). Every statement in queries.ts is an indexed lookup, for which the
-    // kept plan is the right one.
+    // cost). No statement in queries.ts needs a plan fitted to its values:
+    // they are lookups by key, small listings and once-a-minute purges.
     options: '-c plan_cache_mode=force_generic_plan'
   })
   // An idle client whose server went away emits 'error'; without a listener that kills the process.
