@@ -12,6 +12,7 @@ import pg from 'pg'
 import { openDatabase } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { benchPassword, seed } from '../src/db/seed.js'
+import { dropDatabase } from '../test/support/drop-database.js'
 import type { DrivePlan, DriveResult, ServerStats } from './plan.js'
 
 export const root = fileURLToPath(new URL('../', import.meta.url))
@@ -133,8 +134,11 @@ export async function benchDatabase ({ staff, experiments }: { staff: number, ex
     onCleanup(async () => {
       const dropper = new pg.Client({ connectionString: serverUrl })
       await dropper.connect()
-      await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await dropper.end()
+      try {
+        await dropDatabase(dropper, name)
+      } finally {
+        await dropper.end()
+      }
       log(`dropped database ${name}`)
     })
     const url = new URL(serverUrl)

@@ -18,6 +18,7 @@ import { openPg } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { createQueries } from '../src/db/queries.js'
 import { seed } from '../src/db/seed.js'
+import { dropDatabase } from '../test/support/drop-database.js'
 import { envNumber, log, median, runMain } from './lib.js'
 
 runMain(async () => {
@@ -77,7 +78,10 @@ runMain(async () => {
     return 0
   } finally {
     await db.close()
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await admin.end()
+    try {
+      await dropDatabase(admin, name)
+    } finally {
+      await admin.end()
+    }
   }
 })

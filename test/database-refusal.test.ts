@@ -10,15 +10,17 @@ import { DatabaseUnavailableError, openPg } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { seed } from '../src/db/seed.js'
 import { captureLogs, testApp, testDatabase, type LogCapture, type TestDatabase } from './helpers.js'
+import { dropDatabase } from './support/drop-database.js'
 import { createPostgresInstance, postgresAvailable } from './support/postgres-instance.js'
 
 const serverUrl = process.env.DATABASE_URL
 
-async function asAdmin (sql: string): Promise<void> {
+async function asAdmin (work: string | ((admin: pg.Client) => Promise<void>)): Promise<void> {
   const admin = new pg.Client({ connectionString: serverUrl })
   await admin.connect()
   try {
-    await admin.query(sql)
+    if (typeof work === 'string') await admin.query(work)
+    else await work(admin)
   } finally {
     await admin.end()
   }
@@ -98,7 +100,7 @@ if (serverUrl === undefined || serverUrl === '') {
     const testDb = await testDatabase(t, 'postgres')
     const logs = captureLogs()
     const app = await appOn(t, testDb, logs)
-    await asAdmin(`DROP DATABASE ${nameOf(testDb)} WITH (FORCE)`)
+    await asAdmin((admin) => dropDatabase(admin, nameOf(testDb)))
     await expectUnavailable(t, app, logs, '3D000')
   })
 

@@ -9,6 +9,7 @@ import { buildApp } from '../src/app.js'
 import { openPg, openPglite, type Database } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { seed } from '../src/db/seed.js'
+import { dropDatabase } from './support/drop-database.js'
 
 export type DbKind = 'pglite' | 'postgres'
 export type AuthMode = 'jwt' | 'session'
@@ -55,8 +56,11 @@ export async function testDatabase (t: TapLike, kind: DbKind, options: { seed?: 
         await db.close()
         const dropper = new pg.Client({ connectionString: serverUrl.href })
         await dropper.connect()
-        await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-        await dropper.end()
+        try {
+          await dropDatabase(dropper, name)
+        } finally {
+          await dropper.end()
+        }
       }
     }
   }

@@ -13,6 +13,7 @@ import pg from 'pg'
 import { openPg } from '../../src/db/database.js'
 import { migrate } from '../../src/db/migrate.js'
 import { seed } from '../../src/db/seed.js'
+import { dropDatabase } from './drop-database.js'
 import { findNginx, localNginxConf, readNginxConf } from './replicas-nginx.js'
 import { freePort } from './server-process.js'
 
@@ -362,7 +363,7 @@ export class ReplicaStack {
       const admin = new pg.Client({ connectionString: this.serverUrl.href })
       await admin.connect()
       try {
-        await admin.query(`DROP DATABASE IF EXISTS ${this.dbName} WITH (FORCE)`)
+        await dropDatabase(admin, this.dbName)
       } finally {
         await admin.end()
       }
@@ -416,8 +417,11 @@ export async function replicaSandbox (t: { teardown(fn: () => unknown): void }, 
   t.teardown(async () => {
     await Promise.all([...procs].map((p) => p.kill()))
     await admin.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true CONNECTION LIMIT -1`).catch(() => {})
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await admin.end()
+    try {
+      await dropDatabase(admin, name)
+    } finally {
+      await admin.end()
+    }
     await rm(dir, { recursive: true, force: true })
     process.removeListener('exit', killAll)
   })
