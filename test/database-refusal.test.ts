@@ -28,9 +28,13 @@ async function asAdmin (work: string | ((admin: pg.Client) => Promise<void>)): P
 
 const nameOf = (testDb: TestDatabase) => new URL(testDb.url!).pathname.slice(1)
 
-/** Ends every connection to the test database but this one's own: the app's pool must connect anew. */
+/**
+ * Ends every client connection to the test database but this one's own: the
+ * app's pool must connect anew. Not an autovacuum worker that happens to be
+ * there: it runs as no role, so the test's role may not end it (42501).
+ */
 const endConnections = (name: string) =>
-  asAdmin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}' AND pid <> pg_backend_pid()`)
+  asAdmin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}' AND pid <> pg_backend_pid() AND backend_type = 'client backend'`)
 
 async function expectUnavailable (t: Test, app: FastifyInstance, logs: LogCapture, sqlState: string): Promise<void> {
   // Idle connections the pool has not yet seen end answer with their own

@@ -215,7 +215,8 @@ if (databaseUrl === undefined || databaseUrl === '') {
       t.equal((await firstRefusal('b', revoked)).status, 401, 'refused on B before the outage')
 
       await observer.query(`ALTER DATABASE ${dbName} WITH ALLOW_CONNECTIONS false`)
-      await observer.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [dbName])
+      // Client connections only: a non-superuser may not end an autovacuum worker (it runs as no role).
+      await observer.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'", [dbName])
       await waitForLog(t, b, lost, 1, 'notifications lost')
       const statuses: Record<string, number[]> = { revoked: [], valid: [], login: [], health: [] }
       for (let i = 0; i < 5; i++) {
