@@ -12,7 +12,7 @@ import pg from 'pg'
 import { openDatabase } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { benchPassword, seed } from '../src/db/seed.js'
-import { dropDatabase } from '../test/support/drop-database.js'
+import { dropDatabaseAt } from '../test/support/drop-database.js'
 import type { DrivePlan, DriveResult, ServerStats } from './plan.js'
 
 export const root = fileURLToPath(new URL('../', import.meta.url))
@@ -132,13 +132,7 @@ export async function benchDatabase ({ staff, experiments }: { staff: number, ex
     await admin.query(`CREATE DATABASE ${name}`)
     await admin.end()
     onCleanup(async () => {
-      const dropper = new pg.Client({ connectionString: serverUrl })
-      await dropper.connect()
-      try {
-        await dropDatabase(dropper, name)
-      } finally {
-        await dropper.end()
-      }
+      await dropDatabaseAt(serverUrl, name)
       log(`dropped database ${name}`)
     })
     const url = new URL(serverUrl)

@@ -9,7 +9,7 @@ import { buildApp } from '../src/app.js'
 import { openPg, openPglite, type Database } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { seed } from '../src/db/seed.js'
-import { dropDatabase } from './support/drop-database.js'
+import { dropDatabaseAt } from './support/drop-database.js'
 
 export type DbKind = 'pglite' | 'postgres'
 export type AuthMode = 'jwt' | 'session'
@@ -54,13 +54,7 @@ export async function testDatabase (t: TapLike, kind: DbKind, options: { seed?: 
       url: url.href,
       async close () {
         await db.close()
-        const dropper = new pg.Client({ connectionString: serverUrl.href })
-        await dropper.connect()
-        try {
-          await dropDatabase(dropper, name)
-        } finally {
-          await dropper.end()
-        }
+        await dropDatabaseAt(serverUrl.href, name)
       }
     }
   }

@@ -1,5 +1,5 @@
 // Dropping a throwaway database (tests and benches create one per run).
-import type pg from 'pg'
+import pg from 'pg'
 
 const insufficientPrivilege = '42501'
 
@@ -22,5 +22,16 @@ export async function dropDatabase (admin: pg.ClientBase, name: string, patience
       if ((err as { code?: string }).code !== insufficientPrivilege || Date.now() > giveUpAt) throw err
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
+  }
+}
+
+/** `dropDatabase` over a connection of its own to the server at `serverUrl`, closed whatever happens. */
+export async function dropDatabaseAt (serverUrl: string, name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: serverUrl })
+  await admin.connect()
+  try {
+    await dropDatabase(admin, name)
+  } finally {
+    await admin.end()
   }
 }

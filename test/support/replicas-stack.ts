@@ -13,7 +13,7 @@ import pg from 'pg'
 import { openPg } from '../../src/db/database.js'
 import { migrate } from '../../src/db/migrate.js'
 import { seed } from '../../src/db/seed.js'
-import { dropDatabase } from './drop-database.js'
+import { dropDatabase, dropDatabaseAt } from './drop-database.js'
 import { findNginx, localNginxConf, readNginxConf } from './replicas-nginx.js'
 import { freePort } from './server-process.js'
 
@@ -360,13 +360,7 @@ export class ReplicaStack {
       await this.stopAll()
     } finally {
       await Promise.all([...this.procs].map((p) => p.kill()))
-      const admin = new pg.Client({ connectionString: this.serverUrl.href })
-      await admin.connect()
-      try {
-        await dropDatabase(admin, this.dbName)
-      } finally {
-        await admin.end()
-      }
+      await dropDatabaseAt(this.serverUrl.href, this.dbName)
       if (process.env.KEEP_REPLICAS_DIR !== undefined) {
         process.stderr.write(`replicas test: logs kept in ${this.dir}\n`)
       } else {
