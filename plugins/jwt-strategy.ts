@@ -26,7 +26,7 @@ export const CLOCK_TOLERANCE_MS = 5_000
  * active users, each with a token or two) hold about 9 MiB; the byte bound
  * caps it at 16 MiB whatever the tokens' length.
  */
-const VERIFIED_TOKENS_KEPT = 10_000
+export const VERIFIED_TOKENS_KEPT = 10_000
 const VERIFIED_TOKENS_MAX_BYTES = 16 * 1024 * 1024
 /** An entry's cost beyond the token's characters: the Map slot, the claims object and its strings. */
 const ENTRY_OVERHEAD_BYTES = 512
