@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { configSchema } from '../src/config.js'
 import { openDatabase } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { benchPassword, seed } from '../src/db/seed.js'
@@ -195,14 +196,8 @@ export interface BenchServer {
   stop(): Promise<void>
 }
 
-/** Every variable the app reads, so the machine's environment cannot leak a setting into a strategy. */
-const appVariables = [
-  'NODE_ENV', 'HOST', 'PORT', 'LOG_LEVEL', 'AUTH_MODE', 'JWT_SECRET', 'JWT_SECRET_FILE', 'JWT_PREVIOUS_SECRETS',
-  'JWT_EXPIRES_IN', 'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_REVOCATION', 'SESSION_TTL', 'SESSION_IDLE_TIMEOUT',
-  'JWT_REFRESH', 'REFRESH_TTL', 'REFRESH_IDLE_TIMEOUT', 'REFRESH_REUSE_GRACE', 'REFRESH_COOKIE_NAME',
-  'DATABASE_URL', 'DATA_DIR', 'COOKIE_NAME', 'COOKIE_SECURE', 'COOKIE_SAMESITE', 'CORS_ORIGINS',
-  'LOGIN_RATE_LIMIT', 'LOGIN_ACCOUNT_LIMIT', 'TRUST_PROXY', 'INSTANCE_ID'
-]
+/** Every variable the app reads (its config schema), so the machine's environment cannot leak a setting into a strategy. */
+const appVariables = Object.keys(configSchema.properties)
 
 /** One secret per run: every strategy's server signs with the same key. */
 export const benchSecret = randomBytes(32).toString('base64url')
