@@ -63,7 +63,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { createSigner } from 'fast-jwt'
-import { headerSegment, keyId, VERIFIED_TOKENS_KEPT } from '../plugins/jwt-strategy.js'
+import { headerSegment, keyId } from '../plugins/jwt-strategy.js'
 import { configSchema } from '../src/config.js'
 import { groupedBarChart } from './chart.js'
 import {
@@ -149,6 +149,8 @@ const userNumber = Math.max(8, Math.floor(settings.staff / 2))
 const schemaDefault = (schema: object): string => String((schema as { default?: unknown }).default)
 const issuer = schemaDefault(configSchema.properties.JWT_ISSUER)
 const audience = schemaDefault(configSchema.properties.JWT_AUDIENCE)
+/** How many verified tokens a tokenlab server remembers by default (the bench does not change it). */
+const verifiedTokensKept = Number(schemaDefault(configSchema.properties.JWT_VERIFIED_TOKENS))
 /** JWT_EXPIRES_IN's default without refresh (src/config.ts defaultAccessLifetime). */
 const lifetimeSeconds = 3600
 
@@ -738,7 +740,7 @@ async function main (): Promise<number> {
   md.push(`Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; load average ${machine.loadAverageAtStart.join(' ')} at the start, ${loadAverageAtEnd.join(' ')} at the end.`)
   md.push(`Database: ${machine.database}, ${machine.databaseVersion}; ${settings.staff} staff, ${settings.experiments} experiments.`)
   md.push(`Median of ${settings.rounds} round(s); every server process warmed up with ${settings.warmup} s of all its routes at once, then each measurement ${settings.duration} s after ${settings.stepWarmup} s of its own route (jwt GET /me, the baseline and jwt's forged tokens as alternating ${fmt(pairSeconds, 1)} s windows), ${settings.connections} connections for reads, ${settings.loginConnections} for POST /login; one server process at a time, autocannon in a separate process. Latencies per response, in ms. Peak RSS is the server's peak up to the end of that measurement (reads run before logins).`)
-  md.push(`Workloads on GET /me: one user's token (tokenlab: the cookie from logging in; the README-style peer, which has no login, a token minted the same way); ${settings.manyUsers} distinct users' valid tokens in turn (${settings.manyUsers > VERIFIED_TOKENS_KEPT ? `more than the ${thousands(VERIFIED_TOKENS_KEPT)} that tokenlab's verified-token memory keeps: every request misses it` : `no more than the ${thousands(VERIFIED_TOKENS_KEPT)} that tokenlab's verified-token memory keeps: after the first pass they are remembered, so this run does not measure the miss path`}); ${settings.forged} distinct forged tokens in turn (tokenlab's header and claims, another secret: they fail at the signature). The minimal-Fastify baseline is tokenlab's server answering GET /bench/me-noauth (same body and serializer, no authentication); the README-style peer is bench/readme-style.ts (@fastify/cookie + @fastify/jwt, request.jwtVerify() in an onRequest hook, as @fastify/jwt's README shows).`)
+  md.push(`Workloads on GET /me: one user's token (tokenlab: the cookie from logging in; the README-style peer, which has no login, a token minted the same way); ${settings.manyUsers} distinct users' valid tokens in turn (${settings.manyUsers > verifiedTokensKept ? `more than the ${thousands(verifiedTokensKept)} that tokenlab's verified-token memory keeps: every request misses it` : `no more than the ${thousands(verifiedTokensKept)} that tokenlab's verified-token memory keeps: after the first pass they are remembered, so this run does not measure the miss path`}); ${settings.forged} distinct forged tokens in turn (tokenlab's header and claims, another secret: they fail at the signature). The minimal-Fastify baseline is tokenlab's server answering GET /bench/me-noauth (same body and serializer, no authentication); the README-style peer is bench/readme-style.ts (@fastify/cookie + @fastify/jwt, request.jwtVerify() in an onRequest hook, as @fastify/jwt's README shows).`)
   md.push('')
   md.push(peerTable(cells))
   md.push('')

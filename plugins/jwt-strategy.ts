@@ -21,13 +21,13 @@ import { AppError } from './errors.js'
 // fast-jwt takes clockTolerance in milliseconds (maxAge and expiresIn in seconds).
 export const CLOCK_TOLERANCE_MS = 5_000
 /**
- * Verified tokens kept in memory: about 900 bytes each with the token itself
- * (measured, a 360-character token), so 10 000 entries (a deployment's
- * active users, each with a token or two) hold about 9 MiB; the byte bound
- * caps it at 16 MiB whatever the tokens' length.
+ * Verified tokens kept in memory (JWT_VERIFIED_TOKENS, 10 000 by default: a
+ * deployment's active users, each with a token or two): about 900 bytes each
+ * with the token itself (measured, a 360-character token), so about 9 MiB by
+ * default. The byte bound allows 16 MiB per 10 000 entries whatever the
+ * tokens' length.
  */
-export const VERIFIED_TOKENS_KEPT = 10_000
-const VERIFIED_TOKENS_MAX_BYTES = 16 * 1024 * 1024
+const MAX_BYTES_PER_ENTRY = 16 * 1024 * 1024 / 10_000
 /** An entry's cost beyond the token's characters: the Map slot, the claims object and its strings. */
 const ENTRY_OVERHEAD_BYTES = 512
 const roles: ReadonlySet<string> = new Set<Role>(['admin', 'user', 'viewer'])
@@ -90,8 +90,10 @@ export class VerifiedTokens {
   constructor (
     private readonly max: number,
     private readonly lifetimeSeconds: number,
-    private readonly maxBytes = VERIFIED_TOKENS_MAX_BYTES
+    private readonly maxBytes = Math.round(max * MAX_BYTES_PER_ENTRY)
   ) {
+    // No slots would leave the hand nothing to evict: no memory is no VerifiedTokens.
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`VerifiedTokens: max must be a positive integer, not ${max}`)
     this.slots = new Array<string | undefined>(max).fill(undefined)
     this.freeSlots = Array.from({ length: max }, (_, i) => max - 1 - i)
   }
@@ -231,7 +233,8 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   const revocations = app.revocations
   const revocation = revocations.enabled
 
-  const verified = new VerifiedTokens(VERIFIED_TOKENS_KEPT, lifetime)
+  // None at all with JWT_VERIFIED_TOKENS=0: every request verifies its token.
+  const verified = config.JWT_VERIFIED_TOKENS > 0 ? new VerifiedTokens(config.JWT_VERIFIED_TOKENS, lifetime) : undefined
 
   /**
    * Every check of a token this service may have signed, in fast-jwt's order
@@ -269,10 +272,10 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
 
   function decode (token: string): TokenClaims | AppError {
     const now = Date.now()
-    const known = verified.get(token, now)
+    const known = verified?.get(token, now)
     if (known !== undefined) return known
     const claims = verifyToken(token, now, true)
-    if (!(claims instanceof AppError)) verified.set(token, claims)
+    if (!(claims instanceof AppError)) verified?.set(token, claims)
     return claims
   }
 

@@ -26,6 +26,8 @@ export const configSchema = Type.Object({
   JWT_ISSUER: Type.String({ minLength: 1, default: 'tokenlab' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'tokenlab' }),
   JWT_REVOCATION: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off' }),
+  // Each process's memory of verified tokens; 0 verifies every token every time.
+  JWT_VERIFIED_TOKENS: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10_000 }),
   JWT_REFRESH: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off' }),
   REFRESH_TTL: duration('7d'),
   REFRESH_IDLE_TIMEOUT: duration('1d'),

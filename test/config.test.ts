@@ -22,6 +22,7 @@ t.test('defaults are the contract\'s', async (t) => {
     JWT_ISSUER: 'tokenlab',
     JWT_AUDIENCE: 'tokenlab',
     JWT_REVOCATION: 'off',
+    JWT_VERIFIED_TOKENS: 10000,
     SESSION_TTL: '1h',
     SESSION_IDLE_TIMEOUT: '30m',
     DATA_DIR: './data',
@@ -64,6 +65,10 @@ t.test('a bad value is refused with a line naming the variable', async (t) => {
     [{ JWT_EXPIRES_IN: 'an hour' }, /^JWT_EXPIRES_IN: /],
     [{ JWT_EXPIRES_IN: '0s' }, /^JWT_EXPIRES_IN: /],
     [{ JWT_REVOCATION: 'yes' }, /^JWT_REVOCATION: /],
+    [{ JWT_VERIFIED_TOKENS: '-1' }, /^JWT_VERIFIED_TOKENS: /],
+    [{ JWT_VERIFIED_TOKENS: '1.5' }, /^JWT_VERIFIED_TOKENS: /],
+    [{ JWT_VERIFIED_TOKENS: 'lots' }, /^JWT_VERIFIED_TOKENS: /],
+    [{ JWT_VERIFIED_TOKENS: '1000001' }, /^JWT_VERIFIED_TOKENS: /],
     [{ SESSION_TTL: '-1' }, /^SESSION_TTL: /],
     [{ DATABASE_URL: 'mysql://x' }, /^DATABASE_URL: /],
     [{ COOKIE_NAME: 'to ken' }, /^COOKIE_NAME: /],
@@ -96,6 +101,12 @@ t.test('a bad value is refused with a line naming the variable', async (t) => {
     t.match((error as Error).message, pattern, JSON.stringify(data))
     t.notMatch((error as Error).message, /\n/, 'one line')
   }
+})
+
+t.test('JWT_VERIFIED_TOKENS: a count from 0 (no memory) to 1 000 000', async (t) => {
+  t.equal(load({ JWT_VERIFIED_TOKENS: '0' }).JWT_VERIFIED_TOKENS, 0, 'no memory at all is allowed')
+  t.equal(load({ JWT_VERIFIED_TOKENS: '250000' }).JWT_VERIFIED_TOKENS, 250000)
+  t.equal(load({ JWT_VERIFIED_TOKENS: '1000000' }).JWT_VERIFIED_TOKENS, 1000000, 'the largest allowed')
 })
 
 t.test('refresh settings: defaults, and the access lifetime that follows JWT_REFRESH', async (t) => {

@@ -1,9 +1,12 @@
 // The JWT strategy's memory of verified tokens (plugins/jwt-strategy.ts): it
 // must never outlive a token nor grow without bound. What a client sees of it
 // (tampered, expired and revoked tokens after a token was accepted) is tested
-// in hostile-tokens, revocation and key-rotation.
+// in hostile-tokens, revocation and key-rotation with the default size; the
+// last test here sends the same through an app with no memory and with one
+// entry (JWT_VERIFIED_TOKENS).
 import t from 'tap'
 import { VerifiedTokens, type TokenClaims } from '../plugins/jwt-strategy.js'
+import { cookieValue, demo, login, testApp, testDatabase } from './helpers.js'
 
 const LIFETIME = 3600
 const claims = (iat: number, exp: number, jti = 'j'): TokenClaims =>
@@ -101,4 +104,44 @@ t.test('many active tokens stay through a flood many times the bound, which cycl
   t.equal(kept.size, 100, 'and the memory is full, not over')
   t.equal(kept.get('flood-0', 1_000_000), undefined, 'the first flood tokens went')
   t.equal(kept.get('flood-9999', 1_000_000)?.jti, 'flood-9999', 'the newest is kept')
+})
+
+t.test('a memory without a slot is refused when it is made, not found out by a hand that never stops', async (t) => {
+  t.throws(() => new VerifiedTokens(0, LIFETIME), RangeError)
+  t.throws(() => new VerifiedTokens(1.5, LIFETIME), RangeError)
+})
+
+t.test('JWT_VERIFIED_TOKENS=0 (no memory) and =1 (every new token evicts the other): a client gets the same answers', async (t) => {
+  const testDb = await testDatabase(t, 'pglite')
+  for (const kept of ['0', '1']) {
+    t.test(`JWT_VERIFIED_TOKENS=${kept}`, async (t) => {
+      const app = await testApp(t, testDb, { env: { AUTH_MODE: 'jwt', JWT_REVOCATION: 'on', JWT_VERIFIED_TOKENS: kept } })
+      const linda = await login(app, demo.linda)
+      const sergey = await login(app, demo.sergey)
+      const me = async (cookie: string) => await app.inject({ url: '/me', headers: { cookie } })
+      const answers: string[] = []
+      for (let round = 0; round < 3; round++) {
+        for (const cookie of [linda, sergey]) {
+          const res = await me(cookie)
+          answers.push(`${res.statusCode} ${res.json().username as string}`)
+        }
+      }
+      t.same(answers, ['200 linda.m', '200 sergey.r', '200 linda.m', '200 sergey.r', '200 linda.m', '200 sergey.r'], 'two people in turn, each as themselves')
+
+      // One character of the signature changed (its top bit: always another byte).
+      const token = cookieValue(linda)
+      const i = token.length - 10
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+      const tampered = await me(`token=${token.slice(0, i)}${alphabet[alphabet.indexOf(token[i]!) ^ 32]!}${token.slice(i + 1)}`)
+      t.equal(tampered.statusCode, 401)
+      t.equal(tampered.json().code, 'TOKEN_INVALID', 'a tampered token is refused')
+
+      const logout = await app.inject({ method: 'POST', url: '/logout', headers: { cookie: linda } })
+      t.equal(logout.statusCode, 204)
+      const afterLogout = await me(linda)
+      t.equal(afterLogout.statusCode, 401, 'a logged-out token is refused at once')
+      t.equal(afterLogout.json().code, 'TOKEN_INVALID')
+      t.equal((await me(sergey)).statusCode, 200, 'the other person is untouched')
+    })
+  }
 })
