@@ -303,6 +303,10 @@ function pairRatio (measured: StepResult, reference: StepResult): Omit<PairRatio
   return { throughput: measured.jobs[0]!.reqPerSec / reference.jobs[0]!.reqPerSec, cpu: cpuPerRequest(reference) / cpuPerRequest(measured) }
 }
 
+/** What a target judges: the median of the pairs' req/s ratios. */
+const pairedRatio = (pairs: PairRatio[]) => median(pairs.map((p) => p.throughput))
+const onRoute = (pairs: SidePair[], route: PairedRoute) => pairs.filter((p) => p.route === route)
+
 /** The report's line for a set of pairs: median, range, the CPU ratio, and the ratio of the table's medians beside it. */
 function pairSummary (label: string, pairs: PairRatio[], tableRatio: number): string {
   const throughputs = pairs.map((p) => p.throughput)
@@ -687,23 +691,21 @@ async function main (): Promise<number> {
 
   const onServer = database.kind === 'postgres'
   // The target is judged on the paired windows (median over every pair of every round).
-  const jwtVsNoauth = median(pairs.map((p) => p.throughput))
+  const jwtVsNoauth = pairedRatio(pairs)
   // Judged on the paired windows where there are any (a Postgres server), like revocation below.
   const sessionVsJwtTable = ratio(cells, 'session', 'jwt')
-  const sessionVsJwt = sessionPairs.length > 0 ? median(sessionPairs.map((p) => p.throughput)) : sessionVsJwtTable
+  const sessionVsJwt = sessionPairs.length > 0 ? pairedRatio(sessionPairs) : sessionVsJwtTable
   // Judged on the paired windows too (median over every pair of every round); the table's medians are reported beside them.
-  const revocationPairsOf = (route: 'me' | 'meMany') => revocation.filter((p) => p.route === route)
-  const revocationRatio = (route: 'me' | 'meMany') => revocation.length > 0 ? median(revocationPairsOf(route).map((p) => p.throughput)) : ratio(cells, 'revocation', 'jwt', route)
+  const revocationRatio = (route: 'me' | 'meMany') => revocation.length > 0 ? pairedRatio(onRoute(revocation, route)) : ratio(cells, 'revocation', 'jwt', route)
   const revocationVsJwt = revocationRatio('me')
   const revocationVsJwtMany = revocationRatio('meMany')
   const forgedVsValidTable = ratio(cells, 'jwt', 'jwt', 'forged', 'me')
-  const forgedVsValid = median(forgedPairs.map((p) => p.throughput))
+  const forgedVsValid = pairedRatio(forgedPairs)
   // Like for like: a token that is not remembered, verified and accepted, against one verified and refused.
   const forgedVsVerified = ratio(cells, 'jwt', 'jwt', 'forged', 'meMany')
   const jwtVsNoauthMany = ratio(cells, 'jwt', 'noauth', 'meMany')
-  const readmePairsOf = (route: PairedRoute) => readmePairs.filter((p) => p.route === route)
   const jwtVsReadmeTable = (route: PairedRoute) => ratio(cells, 'jwt', 'readme', route)
-  const jwtVsReadme = (route: PairedRoute) => median(readmePairsOf(route).map((p) => p.throughput))
+  const jwtVsReadme = (route: PairedRoute) => pairedRatio(onRoute(readmePairs, route))
   const readmeTarget = (route: PairedRoute, workload: string): Target => {
     const value = jwtVsReadme(route)
     return { name: `tokenlab jwt ÷ README-style @fastify/jwt, GET /me ${workload} (req/s, median of paired windows; the table's medians give ${fmt(jwtVsReadmeTable(route), 2)})`, value, target: '≥ 1.0', verdict: atLeast(value, 1) }
@@ -755,11 +757,11 @@ async function main (): Promise<number> {
   md.push(pairSummary('jwt÷noauth GET /me', pairs, ratio(cells, 'jwt', 'noauth')))
   md.push(pairSummary('jwt GET /me forged÷one user\'s token', forgedPairs, forgedVsValidTable))
   for (const route of pairings.readme.routes) {
-    md.push(pairSummary(`jwt÷README-style ${routeLabel[route]}, both servers up,`, readmePairsOf(route), jwtVsReadmeTable(route)))
+    md.push(pairSummary(`jwt÷README-style ${routeLabel[route]}, both servers up,`, onRoute(readmePairs, route), jwtVsReadmeTable(route)))
   }
   if (revocation.length === 0) md.push('revocation÷jwt: no paired windows (they need a Postgres server: a PGlite directory has one opener); the targets use the table\'s medians.')
   for (const route of revocation.length > 0 ? ['me', 'meMany'] as const : []) {
-    md.push(pairSummary(`revocation÷jwt ${routeLabel[route]}, both servers up,`, revocationPairsOf(route), ratio(cells, 'revocation', 'jwt', route)))
+    md.push(pairSummary(`revocation÷jwt ${routeLabel[route]}, both servers up,`, onRoute(revocation, route), ratio(cells, 'revocation', 'jwt', route)))
   }
   if (sessionPairs.length > 0) md.push(pairSummary(`session÷jwt ${routeLabel.me}, both servers up,`, sessionPairs, sessionVsJwtTable))
   const perRound = (a: Strategy, b: Strategy, route: Route = 'me') => perRoundRatios(all, a, b, settings.rounds, route).map((r) => r.toFixed(2)).join(', ')
