@@ -104,6 +104,10 @@ export default fp(async function auth (app) {
 
   const timing = (started: number) => `auth;dur=${(performance.now() - started).toFixed(3)};desc="${strategy.name}"`
 
+  const unauthenticated = Object.freeze(new AppError(401, 'UNAUTHENTICATED', 'log in first: no token or session presented'))
+  const cookieRefused = { fields: { audit: 'credential_refused', from: 'cookie' }, message: 'credential refused' } as const
+  const bearerRefused = { fields: { audit: 'credential_refused', from: 'bearer' }, message: 'credential refused' } as const
+
   /** The verdict on a presented credential (or its absence): the principal, or the 401 answered here. */
   function conclude (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void, credential: PresentedCredential | undefined, started: number, outcome: Principal | AppError): void {
     reply.header('server-timing', timing(started))
@@ -118,10 +122,14 @@ export default fp(async function auth (app) {
     }
     // With refresh an expired access cookie stays: it still names the login for POST /logout.
     const keep = strategy.keepsExpiredCookie && outcome.code === 'TOKEN_EXPIRED'
-    const refused = new AppError(outcome.statusCode, outcome.code, outcome.message, credential.from === 'cookie' && !keep)
     // One log line per refusal, carrying the audit event.
-    refused.logLine = { fields: { audit: 'credential_refused', from: credential.from }, message: 'credential refused' }
-    refuse(request, reply, refused)
+    refuse(request, reply, {
+      statusCode: outcome.statusCode,
+      code: outcome.code,
+      message: outcome.message,
+      clearsCookie: credential.from === 'cookie' && !keep,
+      logLine: credential.from === 'cookie' ? cookieRefused : bearerRefused
+    })
   }
 
   /**
@@ -137,7 +145,7 @@ export default fp(async function auth (app) {
     const started = performance.now()
     const credential = presentedCredential(request, strategy)
     if (credential === undefined) {
-      conclude(request, reply, done, credential, started, new AppError(401, 'UNAUTHENTICATED', 'log in first: no token or session presented'))
+      conclude(request, reply, done, credential, started, unauthenticated)
       return
     }
     const outcome = strategy.verify(credential.value)

@@ -161,8 +161,23 @@ const principalOf = (claims: TokenClaims): Principal =>
 /** Whole seconds from now to `end`, never negative: a cookie's Max-Age. */
 const secondsUntil = (end: Date): number => Math.max(0, Math.floor((end.getTime() - Date.now()) / 1000))
 
-const invalid = (why: string) => new AppError(401, 'TOKEN_INVALID', `the token is not valid: ${why}`)
-const expired = () => new AppError(401, 'TOKEN_EXPIRED', 'the token has expired: log in again')
+/**
+ * Each refusal is built once, on first use, and shared: refusing a forged
+ * token builds no Error (the profile of a forged-cookie flood had the two
+ * Errors built per refusal at half the cost of the HMAC). The reasons are the
+ * literals below, so the map stays small.
+ */
+const refusals = new Map<string, AppError>()
+function invalid (why: string): AppError {
+  let refusal = refusals.get(why)
+  if (refusal === undefined) {
+    refusal = Object.freeze(new AppError(401, 'TOKEN_INVALID', `the token is not valid: ${why}`))
+    refusals.set(why, refusal)
+  }
+  return refusal
+}
+const expiredRefusal = Object.freeze(new AppError(401, 'TOKEN_EXPIRED', 'the token has expired: log in again'))
+const expired = () => expiredRefusal
 
 /** Claims every token must carry (fast-jwt skipped the iss, aud and exp checks when one was absent). */
 const requiredClaims = ['exp', 'iat', 'iss', 'aud', 'sub', 'jti', 'staffId', 'username', 'role']

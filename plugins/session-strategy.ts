@@ -15,7 +15,9 @@ import { AppError } from './errors.js'
 
 const sessionIdPattern = /^[A-Za-z0-9_-]{43}$/
 
-const invalid = () => new AppError(401, 'SESSION_INVALID', 'the session is unknown, expired or logged out: log in again')
+// One shared refusal: a flood of made-up session ids builds no Error per request.
+const invalidRefusal = Object.freeze(new AppError(401, 'SESSION_INVALID', 'the session is unknown, expired or logged out: log in again'))
+const invalid = () => invalidRefusal
 
 /** SHA-256 of a well-formed id, or undefined for anything the server cannot have issued. */
 function idHash (sessionId: string): Buffer | undefined {
