@@ -74,6 +74,7 @@ import type { Job, JobResult, Step, StepResult } from './plan.js'
 
 type Strategy = 'noauth' | 'readme' | 'jwt' | 'revocation' | 'session'
 type Server = 'readme' | 'jwt' | 'revocation' | 'session'
+type TokenlabServer = Exclude<Server, 'readme'>
 type Route = 'me' | 'meMany' | 'forged' | 'invalid' | 'exp' | 'login'
 
 const strategies: Strategy[] = ['noauth', 'readme', 'jwt', 'revocation', 'session']
@@ -277,16 +278,29 @@ function anomalies (m: Measurement): string[] {
   return found.map((f) => `round ${m.round + 1} ${m.strategy} ${routeLabel[m.route]}: ${f}`)
 }
 
-/** Median of the Server-Timing auth duration (µs) over sequential GET /me requests. */
-async function authTiming (base: string, cookie: string, n = 200): Promise<number> {
-  const durations: number[] = []
-  for (let i = 0; i < n; i++) {
-    const res = await fetch(base + '/me', { headers: { cookie } })
-    await res.arrayBuffer()
-    const match = /auth;dur=([0-9.]+)/.exec(res.headers.get('server-timing') ?? '')
-    if (match !== null) durations.push(Number(match[1]) * 1000)
+/**
+ * Median of the Server-Timing auth duration (µs) over sequential GET /me
+ * requests, on a server of its own with SERVER_TIMING=on: the measured
+ * servers run with the default, off.
+ */
+async function authTiming (database: BenchDatabase, server: TokenlabServer, n = 200): Promise<number> {
+  const app = await startServer(`${server} Server-Timing`, serverEnv(database, { ...serverVars[server], SERVER_TIMING: 'on' }))
+  try {
+    const { cookie } = await login(app.base, benchUser(userNumber))
+    // A fresh process runs cold: the measured servers were timed after their windows, warm.
+    await drive({ base: app.base, serverPid: app.pid, steps: [{ name: `${server} Server-Timing warm-up`, duration: Math.max(settings.warmup, 1), retry: false, jobs: [{ name: 'GET /me', path: '/me', headers: { cookie }, connections: settings.connections }] }] })
+    const durations: number[] = []
+    for (let i = 0; i < n; i++) {
+      const res = await fetch(app.base + '/me', { headers: { cookie } })
+      await res.arrayBuffer()
+      const match = /auth;dur=([0-9.]+)/.exec(res.headers.get('server-timing') ?? '')
+      if (match === null) throw new Error(`${server}: GET /me sent no Server-Timing with SERVER_TIMING=on`)
+      durations.push(Number(match[1]) * 1000)
+    }
+    return median(durations)
+  } finally {
+    await app.stop()
   }
-  return median(durations)
 }
 
 interface PairRatio {
@@ -315,7 +329,6 @@ function pairSummary (label: string, pairs: PairRatio[], tableRatio: number): st
 
 interface ServerRun {
   measurements: Measurement[]
-  authMicros: number
   /** jwt GET /me ÷ the no-auth baseline, adjacent windows (the jwt server only). */
   pairs: PairRatio[]
   /** jwt GET /me with forged tokens ÷ with one user's token, adjacent windows (the jwt server only). */
@@ -435,9 +448,7 @@ async function runServer (database: BenchDatabase, server: Server, round: number
     const [noauthSlices, jwtSlices, forgedSlices] = server === 'jwt' ? byEntry : []
     const pairs: PairRatio[] = jwtSlices === undefined ? [] : jwtSlices.map((jwt, i) => ({ round, ...pairRatio(jwt, noauthSlices![i]!) }))
     const forgedPairs: PairRatio[] = jwtSlices === undefined ? [] : jwtSlices.map((jwt, i) => ({ round, ...pairRatio(forgedSlices![i]!, jwt) }))
-    // The peer sends no Server-Timing.
-    const authMicros = server === 'readme' ? NaN : await authTiming(app.base, cookie)
-    return { measurements, authMicros, pairs, forgedPairs }
+    return { measurements, pairs, forgedPairs }
   } finally {
     await app.stop()
   }
@@ -664,7 +675,6 @@ async function main (): Promise<number> {
   if (machine.loadAverageAtStart[0]! > 0.5 * machine.cores) log('warning: the machine is busy; numbers will be noisy (other work competes for the same cores)')
 
   const all: Measurement[] = []
-  const authMicros: Record<Server, number[]> = { readme: [], jwt: [], revocation: [], session: [] }
   const pairs: PairRatio[] = []
   const forgedPairs: PairRatio[] = []
   for (let round = 0; round < settings.rounds; round++) {
@@ -673,7 +683,6 @@ async function main (): Promise<number> {
     for (const server of order) {
       const result = await runServer(database, server, round)
       all.push(...result.measurements)
-      authMicros[server].push(result.authMicros)
       pairs.push(...result.pairs)
       forgedPairs.push(...result.forgedPairs)
     }
@@ -682,6 +691,7 @@ async function main (): Promise<number> {
   const revocation = await pairsBesideJwt(database, 'revocation')
   const sessionPairs = await pairsBesideJwt(database, 'session')
   const storm = await loginStorm(database)
+  const authTimingMicros = { jwt: await authTiming(database, 'jwt'), revocation: await authTiming(database, 'revocation'), session: await authTiming(database, 'session') }
 
   const cells = summarise(all)
   const problems = all.flatMap(anomalies)
@@ -731,7 +741,6 @@ async function main (): Promise<number> {
     { name: 'GET /health p99 during a login storm (ms)', value: healthP99, target: '< 50 ms', verdict: healthP99 < 50 ? 'PASS' : 'FAIL' }
   ]
   const rssMany = (strategy: Strategy) => cellOf(cells, strategy, 'meMany')?.rssPeakMiB ?? NaN
-  const authTimingMedian = Object.fromEntries(servers.map((s) => [s, median(authMicros[s])])) as Record<Server, number>
   const elapsedSeconds = (Date.now() - started) / 1000
   const loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)))
 
@@ -767,7 +776,7 @@ async function main (): Promise<number> {
   const perRound = (a: Strategy, b: Strategy, route: Route = 'me') => perRoundRatios(all, a, b, settings.rounds, route).map((r) => r.toFixed(2)).join(', ')
   md.push(`Per-round GET /me ratios: session÷jwt ${perRound('session', 'jwt')}; revocation÷jwt ${perRound('revocation', 'jwt')} (many users ${perRound('revocation', 'jwt', 'meMany')}); jwt÷README-style ${perRound('jwt', 'readme')} (many users ${perRound('jwt', 'readme', 'meMany')}, forged ${perRound('jwt', 'readme', 'forged')}).`)
   md.push(`GET /health at ${settings.healthRate}/s: p99 ${fmt(storm.healthIdle.latency.p99, 2)} ms alone, ${fmt(healthP99, 2)} ms (max ${fmt(storm.healthDuringStorm.latency.max, 2)} ms) during a storm of ${settings.stormConnections} connections of POST /login at ${fmt(storm.storm.reqPerSec, 0)} logins/s (p50 ${fmt(storm.storm.latency.p50, 0)} ms). The server's event-loop delay (5 ms resolution) over the same windows: p99 ${fmt(storm.loopDelayIdle.p99, 1)} ms alone, p99 ${fmt(storm.loopDelayDuringStorm.p99, 1)} ms / max ${fmt(storm.loopDelayDuringStorm.max, 1)} ms during the storm.`)
-  md.push(`Authentication cost inside the server (Server-Timing auth dur, median of 200 sequential GET /me): jwt ${fmt(authTimingMedian.jwt, 0)} µs, revocation ${fmt(authTimingMedian.revocation, 0)} µs, session ${fmt(authTimingMedian.session, 0)} µs.`)
+  md.push(`Authentication cost inside the server (Server-Timing auth dur, median of 200 sequential GET /me, on a server of each mode started with SERVER_TIMING=on after the windows): jwt ${fmt(authTimingMicros.jwt, 0)} µs, revocation ${fmt(authTimingMicros.revocation, 0)} µs, session ${fmt(authTimingMicros.session, 0)} µs.`)
   const foreign = all.map((m) => m.foreignCores).filter(Number.isFinite)
   const retried = all.filter((m) => m.attempts > 1).length
   const stillDisturbed = all.filter((m) => m.foreignCores > settings.maxForeignCores).length
@@ -794,7 +803,7 @@ async function main (): Promise<number> {
 
   const resultsDir = join(root, 'bench', 'results')
   await mkdir(resultsDir, { recursive: true })
-  const json = JSON.stringify({ date: new Date().toISOString(), machine: { ...machine, loadAverageAtEnd }, settings, cells, targets, pairs, forgedPairs, readmePairs, revocationPairs: revocation, sessionPairs, storm, authTimingMicros: authTimingMedian, measurements: all, problems, elapsedSeconds }, null, 2) + '\n'
+  const json = JSON.stringify({ date: new Date().toISOString(), machine: { ...machine, loadAverageAtEnd }, settings, cells, targets, pairs, forgedPairs, readmePairs, revocationPairs: revocation, sessionPairs, storm, authTimingMicros, measurements: all, problems, elapsedSeconds }, null, 2) + '\n'
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   await writeFile(join(resultsDir, 'latest.json'), json)
   await writeFile(join(resultsDir, `${stamp}-${database.kind}.json`), json)

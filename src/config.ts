@@ -45,7 +45,9 @@ export const configSchema = Type.Object({
   // Same syntax, or 0 for off.
   LOGIN_ACCOUNT_LIMIT: Type.String({ pattern: '^(0|[1-9][0-9]{0,5}/(s|sec|min|h|hour))$', default: '100/h' }),
   TRUST_PROXY: Type.String({ pattern: '^(true|false|[0-9]{1,2}|[0-9a-fA-F.:/,]+)$', default: 'false' }),
-  INSTANCE_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{0,64}$', default: '' })
+  INSTANCE_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{0,64}$', default: '' }),
+  // Off by default: it tells every client how long authentication took.
+  SERVER_TIMING: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off' })
 }, { additionalProperties: false })
 
 type ValidatedConfig = Static<typeof configSchema>

@@ -31,7 +31,8 @@ t.test('defaults are the contract\'s', async (t) => {
     CORS_ORIGINS: '',
     LOGIN_RATE_LIMIT: '5/min',
     LOGIN_ACCOUNT_LIMIT: '100/h',
-    TRUST_PROXY: 'false'
+    TRUST_PROXY: 'false',
+    SERVER_TIMING: 'off'
   })
   t.equal(config.JWT_SECRET, undefined)
   t.equal(config.DATABASE_URL, undefined)
@@ -69,6 +70,7 @@ t.test('a bad value is refused with a line naming the variable', async (t) => {
     [{ JWT_VERIFIED_TOKENS: '1.5' }, /^JWT_VERIFIED_TOKENS: /],
     [{ JWT_VERIFIED_TOKENS: 'lots' }, /^JWT_VERIFIED_TOKENS: /],
     [{ JWT_VERIFIED_TOKENS: '1000001' }, /^JWT_VERIFIED_TOKENS: /],
+    [{ SERVER_TIMING: 'yes' }, /^SERVER_TIMING: /],
     [{ SESSION_TTL: '-1' }, /^SESSION_TTL: /],
     [{ DATABASE_URL: 'mysql://x' }, /^DATABASE_URL: /],
     [{ COOKIE_NAME: 'to ken' }, /^COOKIE_NAME: /],

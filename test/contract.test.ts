@@ -128,7 +128,22 @@ for (const kind of dbKinds) {
           const body = res.json()
           t.same({ ...body, expiresAt: typeof body.expiresAt }, { staffId: 3, username: 'linda.m', role: 'user', expiresAt: 'string' })
           t.equal(res.headers['cache-control'], 'no-store', 'authenticated responses are not cached')
-          t.match(res.headers['server-timing'], new RegExp(`^auth;dur=[0-9.]+;desc="${mode}"$`))
+          t.equal(res.headers['server-timing'], undefined, 'no Server-Timing unless SERVER_TIMING=on')
+        })
+
+        t.test('SERVER_TIMING=on: how long authentication took, on 200s and 401s alike', async (t) => {
+          const timed = await testApp(t, testDb, { env: { AUTH_MODE: mode, SERVER_TIMING: 'on' } })
+          const timing = new RegExp(`^auth;dur=[0-9]+\\.[0-9]{3};desc="${mode}"$`)
+          const ok = await timed.inject({ url: '/me', headers: { cookie: await login(timed, demo.linda) } })
+          t.equal(ok.statusCode, 200)
+          t.match(ok.headers['server-timing'], timing)
+          for (const cookie of ['token=garbage', undefined]) {
+            const refused = await timed.inject({ url: '/me', headers: cookie === undefined ? {} : { cookie } })
+            t.equal(refused.statusCode, 401, cookie ?? 'no cookie')
+            t.match(refused.headers['server-timing'], timing, cookie ?? 'no cookie')
+          }
+          const open = await timed.inject({ url: '/health' })
+          t.equal(open.headers['server-timing'], undefined, 'only routes that authenticate')
         })
 
         t.test('no credential: 401 UNAUTHENTICATED on every protected route, before validation', async (t) => {
