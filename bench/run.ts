@@ -284,7 +284,7 @@ function anomalies (m: Measurement): string[] {
  * servers run with the default, off.
  */
 async function authTiming (database: BenchDatabase, server: TokenlabServer, n = 200): Promise<number> {
-  const app = await startServer(`${server} Server-Timing`, serverEnv(database, { ...serverVars[server], SERVER_TIMING: 'on' }))
+  const app = await startBenchServer(database, server, { SERVER_TIMING: 'on' }, `${server} Server-Timing`)
   try {
     const { cookie } = await login(app.base, benchUser(userNumber))
     // A fresh process runs cold: the measured servers were timed after their windows, warm.
@@ -335,11 +335,11 @@ interface ServerRun {
   forgedPairs: PairRatio[]
 }
 
-/** The README-style peer (no database), or tokenlab in one of its modes. */
-async function startBenchServer (database: BenchDatabase, server: Server): Promise<BenchServer> {
+/** The README-style peer (no database), or tokenlab in one of its modes, with `extra` settings. */
+async function startBenchServer (database: BenchDatabase, server: Server, extra: Record<string, string> = {}, label: string = server): Promise<BenchServer> {
   return server === 'readme'
-    ? await startServer(server, { JWT_SECRET: benchSecret, PORT: '0' }, [], 'bench/readme-style.ts')
-    : await startServer(server, serverEnv(database, serverVars[server]))
+    ? await startServer(label, { JWT_SECRET: benchSecret, PORT: '0' }, [], 'bench/readme-style.ts')
+    : await startServer(label, serverEnv(database, { ...serverVars[server], ...extra }))
 }
 
 async function runServer (database: BenchDatabase, server: Server, round: number): Promise<ServerRun> {
@@ -544,7 +544,7 @@ interface StormResult {
 /** /health at a low fixed rate, first alone, then beside a login storm. */
 async function loginStorm (database: BenchDatabase): Promise<StormResult> {
   log(`  login storm: ${settings.stormConnections} connections of POST /login beside GET /health at ${settings.healthRate}/s`)
-  const app = await startServer('jwt', serverEnv(database, serverVars.jwt))
+  const app = await startBenchServer(database, 'jwt')
   try {
     const health: Job = { name: 'GET /health', path: '/health', connections: 2, overallRate: settings.healthRate }
     const storm: Job = {

@@ -24,7 +24,13 @@ export const errorCodes = [
 ] as const
 export type ErrorCode = typeof errorCodes[number]
 
-export class AppError extends Error {
+/** An event line to write when an error is answered (e.g. an audit event), besides the request's own line. */
+export interface EventLine {
+  readonly fields: Readonly<Record<string, unknown>>
+  readonly message: string
+}
+
+export class AppError extends Error implements ClientError {
   readonly statusCode: number
   readonly code: ErrorCode
   /** A 401 for a presented-but-unusable cookie also clears that cookie. */
@@ -33,8 +39,7 @@ export class AppError extends Error {
   readonly clearsRefreshCookie: boolean
   /** Sent with the error, e.g. Retry-After on a 429. */
   readonly headers: Record<string, string> = {}
-  /** An event line to write when it is answered (e.g. an audit event), besides the request's own line. */
-  logLine: { readonly fields: Readonly<Record<string, unknown>>, readonly message: string } | undefined
+  logLine: EventLine | undefined
 
   constructor (statusCode: number, code: ErrorCode, message: string, clearsCookie = false, clearsRefreshCookie = false) {
     // A client's mistake is answered, not debugged: no stack to capture (the
@@ -129,7 +134,7 @@ export interface ClientError {
   readonly clearsCookie: boolean
   readonly clearsRefreshCookie?: boolean
   readonly headers?: Readonly<Record<string, string>>
-  readonly logLine?: { readonly fields: Readonly<Record<string, unknown>>, readonly message: string } | undefined
+  readonly logLine?: EventLine | undefined
 }
 
 /** The error's answer: status, body, its headers, and the cookies it clears. */

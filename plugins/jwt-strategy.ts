@@ -176,8 +176,7 @@ function invalid (why: string): AppError {
   }
   return refusal
 }
-const expiredRefusal = Object.freeze(new AppError(401, 'TOKEN_EXPIRED', 'the token has expired: log in again'))
-const expired = () => expiredRefusal
+const expired = Object.freeze(new AppError(401, 'TOKEN_EXPIRED', 'the token has expired: log in again'))
 
 /** Claims every token must carry (fast-jwt skipped the iss, aud and exp checks when one was absent). */
 const requiredClaims = ['exp', 'iat', 'iss', 'aud', 'sub', 'jti', 'staffId', 'username', 'role']
@@ -277,9 +276,9 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
     if ('nbf' in c && (typeof c.nbf !== 'number' || !(nowMs >= c.nbf * 1000 - CLOCK_TOLERANCE_MS))) return invalid('not yet valid')
     if (checkExpiry) {
       if (typeof c.exp !== 'number') return invalid('bad exp')
-      if (!(nowMs <= c.exp * 1000 + CLOCK_TOLERANCE_MS)) return expired()
+      if (!(nowMs <= c.exp * 1000 + CLOCK_TOLERANCE_MS)) return expired
       if (typeof c.iat !== 'number') return invalid('bad iat')
-      if (!(nowMs <= (c.iat + lifetime) * 1000)) return expired()
+      if (!(nowMs <= (c.iat + lifetime) * 1000)) return expired
     }
     if (c.aud !== config.JWT_AUDIENCE || c.iss !== config.JWT_ISSUER) return invalid('bad iss or aud')
     return checkClaims(c, Math.floor(nowMs / 1000), lifetime, refresh)

@@ -16,8 +16,7 @@ import { AppError } from './errors.js'
 const sessionIdPattern = /^[A-Za-z0-9_-]{43}$/
 
 // One shared refusal: a flood of made-up session ids builds no Error per request.
-const invalidRefusal = Object.freeze(new AppError(401, 'SESSION_INVALID', 'the session is unknown, expired or logged out: log in again'))
-const invalid = () => invalidRefusal
+const invalid = Object.freeze(new AppError(401, 'SESSION_INVALID', 'the session is unknown, expired or logged out: log in again'))
 
 /** SHA-256 of a well-formed id, or undefined for anything the server cannot have issued. */
 function idHash (sessionId: string): Buffer | undefined {
@@ -58,9 +57,9 @@ export function createSessionStrategy (app: FastifyInstance): AuthStrategy {
 
     async verify (sessionId: string): Promise<Principal | AppError> {
       const hash = idHash(sessionId)
-      if (hash === undefined) return invalid()
+      if (hash === undefined) return invalid
       const session = await getSession(hash)
-      if (session === undefined) return invalid()
+      if (session === undefined) return invalid
       if (Date.now() - session.lastSeenAt.getTime() >= touchIntervalMs) await app.queries.touchSession(hash)
       return { staffId: session.staffId, username: session.username, role: session.role, expiresAt: session.expiresAt, loginId: session.publicId }
     },
