@@ -33,7 +33,8 @@
 // Settings (environment): BENCH_DURATION seconds per measurement (4),
 // BENCH_ROUNDS (3), BENCH_WARMUP seconds of mixed traffic after each server
 // start (4: the JIT needs a few seconds before a route runs at full speed),
-// BENCH_CONNECTIONS for reads (10), BENCH_LOGIN_CONNECTIONS (4),
+// BENCH_CONNECTIONS for reads (10), BENCH_BUSY_CONNECTIONS (50: session and
+// jwt side by side again, reported), BENCH_LOGIN_CONNECTIONS (4),
 // BENCH_STORM_CONNECTIONS (16), BENCH_STAFF (1000), BENCH_EXPERIMENTS (100000),
 // BENCH_MANY_USERS (12000), BENCH_FORGED (1000),
 // BENCH_SLICES (5: jwt GET /me, its baseline and the forged tokens are
@@ -49,8 +50,9 @@
 // in another (bench/drive.ts). Round k runs every server once, in an order
 // rotated by k; the tables give the median over rounds. After the rounds,
 // jwt and the README-style peer, then (on a Postgres server) jwt and jwt +
-// revocation, then jwt and session, run side by side for the targets'
-// ratios: both up, the load alternating between them in
+// revocation, then jwt and session (at BENCH_CONNECTIONS, then at
+// BENCH_BUSY_CONNECTIONS), run side by side for the targets' ratios: both
+// up, the load alternating between them in
 // BENCH_DURATION/BENCH_SLICES-second windows, the ratio the median over the
 // pairs (the host moves more between two servers' turns than revocation's
 // three Map lookups a request, and by a third of the session ratio between
@@ -102,6 +104,12 @@ const settings = {
   /** Seconds of each measurement's own route before its window. */
   stepWarmup: 1,
   connections: envNumber('BENCH_CONNECTIONS', 10),
+  /**
+   * session ÷ jwt again at this many connections (reported, not judged):
+   * session requests that arrive together share one query, so its cost
+   * depends on how many are in flight.
+   */
+  busyConnections: envNumber('BENCH_BUSY_CONNECTIONS', 50),
   loginConnections: envNumber('BENCH_LOGIN_CONNECTIONS', 4),
   stormConnections: envNumber('BENCH_STORM_CONNECTIONS', 16),
   staff: envNumber('BENCH_STAFF', 1000, 8),
@@ -321,10 +329,10 @@ function pairRatio (measured: StepResult, reference: StepResult): Omit<PairRatio
 const pairedRatio = (pairs: PairRatio[]) => median(pairs.map((p) => p.throughput))
 const onRoute = (pairs: SidePair[], route: PairedRoute) => pairs.filter((p) => p.route === route)
 
-/** The report's line for a set of pairs: median, range, the CPU ratio, and the ratio of the table's medians beside it. */
-function pairSummary (label: string, pairs: PairRatio[], tableRatio: number): string {
+/** The report's line for a set of pairs: median, range, the CPU ratio, and the ratio of the table's medians beside it when the table has the workload. */
+function pairSummary (label: string, pairs: PairRatio[], tableRatio?: number): string {
   const throughputs = pairs.map((p) => p.throughput)
-  return `${label} over ${pairs.length} pairs of ${fmt(pairSeconds, 1)} s windows: req/s ratio median ${fmt(median(throughputs), 2)} (range ${fmt(Math.min(...throughputs), 2)} to ${fmt(Math.max(...throughputs), 2)}); the same ratio in server CPU per request ${fmt(median(pairs.map((p) => p.cpu)), 2)}; ratio of the table's medians ${fmt(tableRatio, 2)}.`
+  return `${label} over ${pairs.length} pairs of ${fmt(pairSeconds, 1)} s windows: req/s ratio median ${fmt(median(throughputs), 2)} (range ${fmt(Math.min(...throughputs), 2)} to ${fmt(Math.max(...throughputs), 2)}); the same ratio in server CPU per request ${fmt(median(pairs.map((p) => p.cpu)), 2)}${tableRatio === undefined ? '' : `; ratio of the table's medians ${fmt(tableRatio, 2)}`}.`
 }
 
 interface ServerRun {
@@ -454,7 +462,11 @@ async function runServer (database: BenchDatabase, server: Server, round: number
   }
 }
 
-type PairedRoute = 'me' | 'meMany' | 'forged'
+/** `meBusy`: one user's token at BENCH_BUSY_CONNECTIONS. */
+type PairedRoute = 'me' | 'meBusy' | 'meMany' | 'forged'
+/** The workloads jwt and the README-style peer are paired on: the table's too. */
+const readmeRoutes = ['me', 'meMany', 'forged'] as const
+type ReadmeRoute = typeof readmeRoutes[number]
 type Peer = 'readme' | 'revocation' | 'session'
 
 interface SidePair extends PairRatio {
@@ -465,12 +477,12 @@ interface SidePair extends PairRatio {
  * What each pairing measures: its routes, and which side's rate is divided
  * by which (the target's ratio: jwt ÷ the README-style peer, revocation or
  * session ÷ jwt). Session ids are not tokens: session has the one-user
- * workload only.
+ * workload only, at the usual connections and at BENCH_BUSY_CONNECTIONS.
  */
 const pairings: Record<Peer, { routes: PairedRoute[], measured: 'jwt' | Peer, reference: 'jwt' | Peer }> = {
-  readme: { routes: ['me', 'meMany', 'forged'], measured: 'jwt', reference: 'readme' },
+  readme: { routes: [...readmeRoutes], measured: 'jwt', reference: 'readme' },
   revocation: { routes: ['me', 'meMany'], measured: 'revocation', reference: 'jwt' },
-  session: { routes: ['me'], measured: 'session', reference: 'jwt' }
+  session: { routes: ['me', 'meBusy'], measured: 'session', reference: 'jwt' }
 }
 
 /**
@@ -503,8 +515,8 @@ async function pairsBesideJwt (database: BenchDatabase, other: Peer): Promise<Si
           : [[cookies[name]!, 200], [tokens.many[0]!, 200], [tokens.forged[0]!, 401]])
       }
       // Named per server: each one's cycle through a list continues across its windows, so every many-users request misses its memory.
-      const job = (name: string, route: PairedRoute): Job => route === 'me'
-        ? { name: `pair ${name} GET /me`, path: '/me', headers: { cookie: cookies[name]! }, connections: settings.connections }
+      const job = (name: string, route: PairedRoute): Job => route === 'me' || route === 'meBusy'
+        ? { name: `pair ${name} GET /me${route === 'meBusy' ? ' busy' : ''}`, path: '/me', headers: { cookie: cookies[name]! }, connections: route === 'meBusy' ? settings.busyConnections : settings.connections }
         : { name: `pair ${name} GET /me ${route}`, path: '/me', cookies: route === 'meMany' ? tokens.many : tokens.forged, connections: settings.connections }
       const window = async (name: string, app: BenchServer, route: PairedRoute, seconds: number, warmup: number) => {
         const [step] = await drive({ base: app.base, serverPid: app.pid, ...retryPolicy(), steps: [{ name: `pair ${name} ${route}`, warmup, duration: seconds, jobs: [job(name, route)] }] })
@@ -704,7 +716,8 @@ async function main (): Promise<number> {
   const jwtVsNoauth = pairedRatio(pairs)
   // Judged on the paired windows where there are any (a Postgres server), like revocation below.
   const sessionVsJwtTable = ratio(cells, 'session', 'jwt')
-  const sessionVsJwt = sessionPairs.length > 0 ? pairedRatio(sessionPairs) : sessionVsJwtTable
+  const sessionVsJwt = sessionPairs.length > 0 ? pairedRatio(onRoute(sessionPairs, 'me')) : sessionVsJwtTable
+  const sessionVsJwtBusy = sessionPairs.length > 0 ? pairedRatio(onRoute(sessionPairs, 'meBusy')) : NaN
   // Judged on the paired windows too (median over every pair of every round); the table's medians are reported beside them.
   const revocationRatio = (route: 'me' | 'meMany') => revocation.length > 0 ? pairedRatio(onRoute(revocation, route)) : ratio(cells, 'revocation', 'jwt', route)
   const revocationVsJwt = revocationRatio('me')
@@ -714,9 +727,9 @@ async function main (): Promise<number> {
   // Like for like: a token that is not remembered, verified and accepted, against one verified and refused.
   const forgedVsVerified = ratio(cells, 'jwt', 'jwt', 'forged', 'meMany')
   const jwtVsNoauthMany = ratio(cells, 'jwt', 'noauth', 'meMany')
-  const jwtVsReadmeTable = (route: PairedRoute) => ratio(cells, 'jwt', 'readme', route)
-  const jwtVsReadme = (route: PairedRoute) => pairedRatio(onRoute(readmePairs, route))
-  const readmeTarget = (route: PairedRoute, workload: string): Target => {
+  const jwtVsReadmeTable = (route: ReadmeRoute) => ratio(cells, 'jwt', 'readme', route)
+  const jwtVsReadme = (route: ReadmeRoute) => pairedRatio(onRoute(readmePairs, route))
+  const readmeTarget = (route: ReadmeRoute, workload: string): Target => {
     const value = jwtVsReadme(route)
     return { name: `tokenlab jwt ÷ README-style @fastify/jwt, GET /me ${workload} (req/s, median of paired windows; the table's medians give ${fmt(jwtVsReadmeTable(route), 2)})`, value, target: '≥ 1.0', verdict: atLeast(value, 1) }
   }
@@ -738,6 +751,7 @@ async function main (): Promise<number> {
       verdict: onServer ? atLeast(sessionVsJwt, 0.6) : 'n/a',
       ...(onServer ? {} : { note: 'the target is for a Postgres server; this run used PGlite' })
     },
+    { name: `session GET /me ÷ jwt GET /me at ${settings.busyConnections} connections (req/s, median of paired windows on a Postgres server)`, value: sessionVsJwtBusy, target: 'none (reported)', verdict: 'n/a' },
     { name: 'GET /health p99 during a login storm (ms)', value: healthP99, target: '< 50 ms', verdict: healthP99 < 50 ? 'PASS' : 'FAIL' }
   ]
   const rssMany = (strategy: Strategy) => cellOf(cells, strategy, 'meMany')?.rssPeakMiB ?? NaN
@@ -765,14 +779,17 @@ async function main (): Promise<number> {
   md.push('')
   md.push(pairSummary('jwt÷noauth GET /me', pairs, ratio(cells, 'jwt', 'noauth')))
   md.push(pairSummary('jwt GET /me forged÷one user\'s token', forgedPairs, forgedVsValidTable))
-  for (const route of pairings.readme.routes) {
+  for (const route of readmeRoutes) {
     md.push(pairSummary(`jwt÷README-style ${routeLabel[route]}, both servers up,`, onRoute(readmePairs, route), jwtVsReadmeTable(route)))
   }
   if (revocation.length === 0) md.push('revocation÷jwt: no paired windows (they need a Postgres server: a PGlite directory has one opener); the targets use the table\'s medians.')
   for (const route of revocation.length > 0 ? ['me', 'meMany'] as const : []) {
     md.push(pairSummary(`revocation÷jwt ${routeLabel[route]}, both servers up,`, onRoute(revocation, route), ratio(cells, 'revocation', 'jwt', route)))
   }
-  if (sessionPairs.length > 0) md.push(pairSummary(`session÷jwt ${routeLabel.me}, both servers up,`, sessionPairs, sessionVsJwtTable))
+  if (sessionPairs.length > 0) {
+    md.push(pairSummary(`session÷jwt ${routeLabel.me}, both servers up,`, onRoute(sessionPairs, 'me'), sessionVsJwtTable))
+    md.push(pairSummary(`session÷jwt ${routeLabel.me} at ${settings.busyConnections} connections, both servers up,`, onRoute(sessionPairs, 'meBusy')))
+  }
   const perRound = (a: Strategy, b: Strategy, route: Route = 'me') => perRoundRatios(all, a, b, settings.rounds, route).map((r) => r.toFixed(2)).join(', ')
   md.push(`Per-round GET /me ratios: session÷jwt ${perRound('session', 'jwt')}; revocation÷jwt ${perRound('revocation', 'jwt')} (many users ${perRound('revocation', 'jwt', 'meMany')}); jwt÷README-style ${perRound('jwt', 'readme')} (many users ${perRound('jwt', 'readme', 'meMany')}, forged ${perRound('jwt', 'readme', 'forged')}).`)
   md.push(`GET /health at ${settings.healthRate}/s: p99 ${fmt(storm.healthIdle.latency.p99, 2)} ms alone, ${fmt(healthP99, 2)} ms (max ${fmt(storm.healthDuringStorm.latency.max, 2)} ms) during a storm of ${settings.stormConnections} connections of POST /login at ${fmt(storm.storm.reqPerSec, 0)} logins/s (p50 ${fmt(storm.storm.latency.p50, 0)} ms). The server's event-loop delay (5 ms resolution) over the same windows: p99 ${fmt(storm.loopDelayIdle.p99, 1)} ms alone, p99 ${fmt(storm.loopDelayDuringStorm.p99, 1)} ms / max ${fmt(storm.loopDelayDuringStorm.max, 1)} ms during the storm.`)
