@@ -515,9 +515,12 @@ async function pairsBesideJwt (database: BenchDatabase, other: Peer): Promise<Si
           : [[cookies[name]!, 200], [tokens.many[0]!, 200], [tokens.forged[0]!, 401]])
       }
       // Named per server: each one's cycle through a list continues across its windows, so every many-users request misses its memory.
-      const job = (name: string, route: PairedRoute): Job => route === 'me' || route === 'meBusy'
-        ? { name: `pair ${name} GET /me${route === 'meBusy' ? ' busy' : ''}`, path: '/me', headers: { cookie: cookies[name]! }, connections: route === 'meBusy' ? settings.busyConnections : settings.connections }
-        : { name: `pair ${name} GET /me ${route}`, path: '/me', cookies: route === 'meMany' ? tokens.many : tokens.forged, connections: settings.connections }
+      const job = (name: string, route: PairedRoute): Job => ({
+        name: `pair ${name} GET /me ${route}`,
+        path: '/me',
+        connections: route === 'meBusy' ? settings.busyConnections : settings.connections,
+        ...(route === 'meMany' || route === 'forged' ? { cookies: route === 'meMany' ? tokens.many : tokens.forged } : { headers: { cookie: cookies[name]! } })
+      })
       const window = async (name: string, app: BenchServer, route: PairedRoute, seconds: number, warmup: number) => {
         const [step] = await drive({ base: app.base, serverPid: app.pid, ...retryPolicy(), steps: [{ name: `pair ${name} ${route}`, warmup, duration: seconds, jobs: [job(name, route)] }] })
         return step!
