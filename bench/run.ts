@@ -33,8 +33,10 @@
 // Settings (environment): BENCH_DURATION seconds per measurement (4),
 // BENCH_ROUNDS (3), BENCH_WARMUP seconds of mixed traffic after each server
 // start (4: the JIT needs a few seconds before a route runs at full speed),
-// BENCH_CONNECTIONS for reads (10), BENCH_BUSY_CONNECTIONS (50: session and
-// jwt side by side again, reported), BENCH_LOGIN_CONNECTIONS (4),
+// BENCH_CONNECTIONS for reads (50, the load the targets were set at),
+// BENCH_LIGHT_CONNECTIONS (10: session and jwt side by side again, reported:
+// fewer session lookups arrive together to share a query),
+// BENCH_LOGIN_CONNECTIONS (4),
 // BENCH_STORM_CONNECTIONS (16), BENCH_STAFF (1000), BENCH_EXPERIMENTS (100000),
 // BENCH_MANY_USERS (12000), BENCH_FORGED (1000),
 // BENCH_SLICES (5: jwt GET /me, its baseline and the forged tokens are
@@ -51,7 +53,7 @@
 // rotated by k; the tables give the median over rounds. After the rounds,
 // jwt and the README-style peer, then (on a Postgres server) jwt and jwt +
 // revocation, then jwt and session (at BENCH_CONNECTIONS, then at
-// BENCH_BUSY_CONNECTIONS), run side by side for the targets' ratios: both
+// BENCH_LIGHT_CONNECTIONS), run side by side for the targets' ratios: both
 // up, the load alternating between them in
 // BENCH_DURATION/BENCH_SLICES-second windows, the ratio the median over the
 // pairs (the host moves more between two servers' turns than revocation's
@@ -103,13 +105,14 @@ const settings = {
   warmup: envNumber('BENCH_WARMUP', 4, 0),
   /** Seconds of each measurement's own route before its window. */
   stepWarmup: 1,
-  connections: envNumber('BENCH_CONNECTIONS', 10),
+  /** Connections for reads: 50, the load the targets' starting figures were measured at. */
+  connections: envNumber('BENCH_CONNECTIONS', 50),
   /**
-   * session ÷ jwt again at this many connections (reported, not judged):
-   * session requests that arrive together share one query, so its cost
-   * depends on how many are in flight.
+   * session ÷ jwt again at this many connections (reported, not judged): a
+   * lighter load. Session requests that arrive together share one query, so
+   * with fewer in flight each costs more.
    */
-  busyConnections: envNumber('BENCH_BUSY_CONNECTIONS', 50),
+  lightConnections: envNumber('BENCH_LIGHT_CONNECTIONS', 10),
   loginConnections: envNumber('BENCH_LOGIN_CONNECTIONS', 4),
   stormConnections: envNumber('BENCH_STORM_CONNECTIONS', 16),
   staff: envNumber('BENCH_STAFF', 1000, 8),
@@ -462,8 +465,8 @@ async function runServer (database: BenchDatabase, server: Server, round: number
   }
 }
 
-/** `meBusy`: one user's token at BENCH_BUSY_CONNECTIONS. */
-type PairedRoute = 'me' | 'meBusy' | 'meMany' | 'forged'
+/** `meLight`: one user's token at BENCH_LIGHT_CONNECTIONS. */
+type PairedRoute = 'me' | 'meLight' | 'meMany' | 'forged'
 /** The workloads jwt and the README-style peer are paired on: the table's too. */
 const readmeRoutes = ['me', 'meMany', 'forged'] as const
 type ReadmeRoute = typeof readmeRoutes[number]
@@ -477,12 +480,12 @@ interface SidePair extends PairRatio {
  * What each pairing measures: its routes, and which side's rate is divided
  * by which (the target's ratio: jwt ÷ the README-style peer, revocation or
  * session ÷ jwt). Session ids are not tokens: session has the one-user
- * workload only, at the usual connections and at BENCH_BUSY_CONNECTIONS.
+ * workload only, at the usual connections and at BENCH_LIGHT_CONNECTIONS.
  */
 const pairings: Record<Peer, { routes: PairedRoute[], measured: 'jwt' | Peer, reference: 'jwt' | Peer }> = {
   readme: { routes: [...readmeRoutes], measured: 'jwt', reference: 'readme' },
   revocation: { routes: ['me', 'meMany'], measured: 'revocation', reference: 'jwt' },
-  session: { routes: ['me', 'meBusy'], measured: 'session', reference: 'jwt' }
+  session: { routes: ['me', 'meLight'], measured: 'session', reference: 'jwt' }
 }
 
 /**
@@ -518,7 +521,7 @@ async function pairsBesideJwt (database: BenchDatabase, other: Peer): Promise<Si
       const job = (name: string, route: PairedRoute): Job => ({
         name: `pair ${name} GET /me ${route}`,
         path: '/me',
-        connections: route === 'meBusy' ? settings.busyConnections : settings.connections,
+        connections: route === 'meLight' ? settings.lightConnections : settings.connections,
         ...(route === 'meMany' || route === 'forged' ? { cookies: route === 'meMany' ? tokens.many : tokens.forged } : { headers: { cookie: cookies[name]! } })
       })
       const window = async (name: string, app: BenchServer, route: PairedRoute, seconds: number, warmup: number) => {
@@ -720,7 +723,7 @@ async function main (): Promise<number> {
   // Judged on the paired windows where there are any (a Postgres server), like revocation below.
   const sessionVsJwtTable = ratio(cells, 'session', 'jwt')
   const sessionVsJwt = sessionPairs.length > 0 ? pairedRatio(onRoute(sessionPairs, 'me')) : sessionVsJwtTable
-  const sessionVsJwtBusy = sessionPairs.length > 0 ? pairedRatio(onRoute(sessionPairs, 'meBusy')) : NaN
+  const sessionVsJwtLight = sessionPairs.length > 0 ? pairedRatio(onRoute(sessionPairs, 'meLight')) : NaN
   // Judged on the paired windows too (median over every pair of every round); the table's medians are reported beside them.
   const revocationRatio = (route: 'me' | 'meMany') => revocation.length > 0 ? pairedRatio(onRoute(revocation, route)) : ratio(cells, 'revocation', 'jwt', route)
   const revocationVsJwt = revocationRatio('me')
@@ -754,7 +757,7 @@ async function main (): Promise<number> {
       verdict: onServer ? atLeast(sessionVsJwt, 0.6) : 'n/a',
       ...(onServer ? {} : { note: 'the target is for a Postgres server; this run used PGlite' })
     },
-    { name: `session GET /me ÷ jwt GET /me at ${settings.busyConnections} connections (req/s, median of paired windows on a Postgres server)`, value: sessionVsJwtBusy, target: 'none (reported)', verdict: 'n/a' },
+    { name: `session GET /me ÷ jwt GET /me at ${settings.lightConnections} connections (req/s, median of paired windows on a Postgres server)`, value: sessionVsJwtLight, target: 'none (reported)', verdict: 'n/a' },
     { name: 'GET /health p99 during a login storm (ms)', value: healthP99, target: '< 50 ms', verdict: healthP99 < 50 ? 'PASS' : 'FAIL' }
   ]
   const rssMany = (strategy: Strategy) => cellOf(cells, strategy, 'meMany')?.rssPeakMiB ?? NaN
@@ -791,7 +794,7 @@ async function main (): Promise<number> {
   }
   if (sessionPairs.length > 0) {
     md.push(pairSummary(`session÷jwt ${routeLabel.me}, both servers up,`, onRoute(sessionPairs, 'me'), sessionVsJwtTable))
-    md.push(pairSummary(`session÷jwt ${routeLabel.me} at ${settings.busyConnections} connections, both servers up,`, onRoute(sessionPairs, 'meBusy')))
+    md.push(pairSummary(`session÷jwt ${routeLabel.me} at ${settings.lightConnections} connections, both servers up,`, onRoute(sessionPairs, 'meLight')))
   }
   const perRound = (a: Strategy, b: Strategy, route: Route = 'me') => perRoundRatios(all, a, b, settings.rounds, route).map((r) => r.toFixed(2)).join(', ')
   md.push(`Per-round GET /me ratios: session÷jwt ${perRound('session', 'jwt')}; revocation÷jwt ${perRound('revocation', 'jwt')} (many users ${perRound('revocation', 'jwt', 'meMany')}); jwt÷README-style ${perRound('jwt', 'readme')} (many users ${perRound('jwt', 'readme', 'meMany')}, forged ${perRound('jwt', 'readme', 'forged')}).`)
