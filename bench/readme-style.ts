@@ -7,14 +7,33 @@
 // tokenlab's response schema, so both serialise the same body. GET /bench/stats
 // has bench/server.ts's shape (no database: 0 queries) for bench/drive.ts.
 // Prints `{"listening":<port>}` once it accepts connections (PORT=0 by default).
+//
+// README_STYLE_EQUIPPED=1 gives it what tokenlab spends on every request
+// besides authentication, done the plain Fastify way: a pino logger at warn
+// (so a child logger per request, and nothing written), request ids from
+// randomUUID, and tokenlab's security headers, `Cache-Control: no-store` and
+// `X-Request-Id` from an onRequest hook. The bench pairs it with tokenlab
+// jwt too (reported, not judged): the README way with those defences added.
+import { randomUUID } from 'node:crypto'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
 import closeWithGrace from 'close-with-grace'
 import { Principal } from '../routes/schemas.js'
+import { securityHeaders } from '../src/security-headers.js'
 
-const app = Fastify()
+const equipped = process.env.README_STYLE_EQUIPPED === '1'
+const app = equipped ? Fastify({ logger: { level: 'warn' }, genReqId: () => randomUUID() }) : Fastify()
+if (equipped) {
+  const always = { ...securityHeaders, 'cache-control': 'no-store' }
+  // A callback hook, as tokenlab's: no promise a request.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(always)
+    reply.header('x-request-id', request.id)
+    done()
+  })
+}
 await app.register(fastifyCookie)
 await app.register(fastifyJwt, { secret: process.env.JWT_SECRET!, cookie: { cookieName: 'token', signed: false } })
 

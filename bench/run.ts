@@ -51,7 +51,9 @@
 // is also the only fair way), each in its own process, driven by autocannon
 // in another (bench/drive.ts). Round k runs every server once, in an order
 // rotated by k; the tables give the median over rounds. After the rounds,
-// jwt and the README-style peer, then (on a Postgres server) jwt and jwt +
+// jwt and the README-style peer, jwt and the peer given tokenlab's logger
+// and headers (README_STYLE_EQUIPPED=1: one user and many users, reported,
+// not judged), then (on a Postgres server) jwt and jwt +
 // revocation, then jwt and session (at BENCH_CONNECTIONS, then at
 // BENCH_LIGHT_CONNECTIONS), run side by side for the targets' ratios: both
 // up, the load alternating between them in
@@ -79,6 +81,9 @@ import type { Job, JobResult, Step, StepResult } from './plan.js'
 type Strategy = 'noauth' | 'readme' | 'jwt' | 'revocation' | 'session'
 type Server = 'readme' | 'jwt' | 'revocation' | 'session'
 type TokenlabServer = Exclude<Server, 'readme'>
+/** The README-style peer as the bench pairs it: bare, or with tokenlab's logger and headers (README_STYLE_EQUIPPED=1). */
+type ReadmeServer = 'readme' | 'readmeEquipped'
+const isReadme = (server: string): server is ReadmeServer => server === 'readme' || server === 'readmeEquipped'
 type Route = 'me' | 'meMany' | 'forged' | 'invalid' | 'exp' | 'login'
 
 const strategies: Strategy[] = ['noauth', 'readme', 'jwt', 'revocation', 'session']
@@ -346,10 +351,10 @@ interface ServerRun {
   forgedPairs: PairRatio[]
 }
 
-/** The README-style peer (no database), or tokenlab in one of its modes, with `extra` settings. */
-async function startBenchServer (database: BenchDatabase, server: Server, extra: Record<string, string> = {}, label: string = server): Promise<BenchServer> {
-  return server === 'readme'
-    ? await startServer(label, { JWT_SECRET: benchSecret, PORT: '0' }, [], 'bench/readme-style.ts')
+/** The README-style peer (no database), bare or equipped, or tokenlab in one of its modes, with `extra` settings. */
+async function startBenchServer (database: BenchDatabase, server: Server | ReadmeServer, extra: Record<string, string> = {}, label: string = server): Promise<BenchServer> {
+  return isReadme(server)
+    ? await startServer(label, { JWT_SECRET: benchSecret, PORT: '0', README_STYLE_EQUIPPED: server === 'readmeEquipped' ? '1' : '0' }, [], 'bench/readme-style.ts')
     : await startServer(label, serverEnv(database, { ...serverVars[server], ...extra }))
 }
 
@@ -469,8 +474,10 @@ async function runServer (database: BenchDatabase, server: Server, round: number
 type PairedRoute = 'me' | 'meLight' | 'meMany' | 'forged'
 /** The workloads jwt and the README-style peer are paired on: the table's too. */
 const readmeRoutes = ['me', 'meMany', 'forged'] as const
+/** The README-style peer with tokenlab's logger and headers is paired on these (reported). */
+const equippedRoutes = ['me', 'meMany'] as const
 type ReadmeRoute = typeof readmeRoutes[number]
-type Peer = 'readme' | 'revocation' | 'session'
+type Peer = ReadmeServer | 'revocation' | 'session'
 
 interface SidePair extends PairRatio {
   route: PairedRoute
@@ -484,6 +491,8 @@ interface SidePair extends PairRatio {
  */
 const pairings: Record<Peer, { routes: PairedRoute[], measured: 'jwt' | Peer, reference: 'jwt' | Peer }> = {
   readme: { routes: [...readmeRoutes], measured: 'jwt', reference: 'readme' },
+  // Reported, not judged: the README way given the per-request defences tokenlab has (its logger and headers).
+  readmeEquipped: { routes: [...equippedRoutes], measured: 'jwt', reference: 'readmeEquipped' },
   revocation: { routes: ['me', 'meMany'], measured: 'revocation', reference: 'jwt' },
   session: { routes: ['me', 'meLight'], measured: 'session', reference: 'jwt' }
 }
@@ -500,7 +509,7 @@ const pairings: Record<Peer, { routes: PairedRoute[], measured: 'jwt' | Peer, re
  */
 async function pairsBesideJwt (database: BenchDatabase, other: Peer): Promise<SidePair[]> {
   // A PGlite directory has one opener: two tokenlab servers at once need a Postgres server.
-  if (database.kind !== 'postgres' && other !== 'readme') return []
+  if (database.kind !== 'postgres' && !isReadme(other)) return []
   const { routes, measured, reference } = pairings[other]
   log(`  ${other} beside jwt, alternating ${fmt(pairSeconds, 1)} s windows`)
   const jwtServer = await startBenchServer(database, 'jwt')
@@ -512,7 +521,7 @@ async function pairsBesideJwt (database: BenchDatabase, other: Peer): Promise<Si
       const cookies: Record<string, string> = {}
       for (const [name, app] of sides) {
         // The peer has no login: a token minted the way tokenlab signs one.
-        cookies[name] = name === 'readme' ? tokens.one : (await login(app.base, benchUser(userNumber))).cookie
+        cookies[name] = isReadme(name) ? tokens.one : (await login(app.base, benchUser(userNumber))).cookie
         await checkTokens(app.base, name === 'session'
           ? [[cookies[name]!, 200]]
           : [[cookies[name]!, 200], [tokens.many[0]!, 200], [tokens.forged[0]!, 401]])
@@ -706,6 +715,7 @@ async function main (): Promise<number> {
     }
   }
   const readmePairs = await pairsBesideJwt(database, 'readme')
+  const readmeEquippedPairs = await pairsBesideJwt(database, 'readmeEquipped')
   const revocation = await pairsBesideJwt(database, 'revocation')
   const sessionPairs = await pairsBesideJwt(database, 'session')
   const storm = await loginStorm(database)
@@ -739,11 +749,14 @@ async function main (): Promise<number> {
     const value = jwtVsReadme(route)
     return { name: `tokenlab jwt ÷ README-style @fastify/jwt, GET /me ${workload} (req/s, median of paired windows; the table's medians give ${fmt(jwtVsReadmeTable(route), 2)})`, value, target: '≥ 1.0', verdict: atLeast(value, 1) }
   }
+  const jwtVsReadmeEquipped = (route: typeof equippedRoutes[number]) => pairedRatio(onRoute(readmeEquippedPairs, route))
   const healthP99 = storm.healthDuringStorm.latency.p99
   const targets: Target[] = [
     readmeTarget('me', 'one user\'s token'),
     readmeTarget('meMany', `${settings.manyUsers} users' tokens in turn`),
     readmeTarget('forged', 'forged token (401)'),
+    { name: 'tokenlab jwt ÷ README-style with tokenlab\'s logger and headers (README_STYLE_EQUIPPED=1), GET /me one user\'s token (req/s, median of paired windows)', value: jwtVsReadmeEquipped('me'), target: 'none (reported)', verdict: 'n/a' },
+    { name: `tokenlab jwt ÷ README-style with tokenlab's logger and headers, GET /me ${settings.manyUsers} users' tokens in turn (req/s, median of paired windows)`, value: jwtVsReadmeEquipped('meMany'), target: 'none (reported)', verdict: 'n/a' },
     { name: 'jwt GET /me ÷ noauth GET /me (req/s, median of paired windows)', value: jwtVsNoauth, target: '≥ 0.9', verdict: atLeast(jwtVsNoauth, 0.9) },
     { name: 'jwt GET /me ÷ noauth, many users\' tokens in turn', value: jwtVsNoauthMany, target: 'none (reported)', verdict: 'n/a' },
     { name: `jwt GET /me forged token (401) ÷ jwt GET /me one user's token (req/s, median of paired windows; the table's medians give ${fmt(forgedVsValidTable, 2)})`, value: forgedVsValid, target: '≥ 0.9', verdict: atLeast(forgedVsValid, 0.9) },
@@ -788,6 +801,9 @@ async function main (): Promise<number> {
   for (const route of readmeRoutes) {
     md.push(pairSummary(`jwt÷README-style ${routeLabel[route]}, both servers up,`, onRoute(readmePairs, route), jwtVsReadmeTable(route)))
   }
+  for (const route of equippedRoutes) {
+    md.push(pairSummary(`jwt÷README-style with tokenlab's logger and headers ${routeLabel[route]}, both servers up,`, onRoute(readmeEquippedPairs, route)))
+  }
   if (revocation.length === 0) md.push('revocation÷jwt: no paired windows (they need a Postgres server: a PGlite directory has one opener); the targets use the table\'s medians.')
   for (const route of revocation.length > 0 ? ['me', 'meMany'] as const : []) {
     md.push(pairSummary(`revocation÷jwt ${routeLabel[route]}, both servers up,`, onRoute(revocation, route), ratio(cells, 'revocation', 'jwt', route)))
@@ -826,7 +842,7 @@ async function main (): Promise<number> {
 
   const resultsDir = join(root, 'bench', 'results')
   await mkdir(resultsDir, { recursive: true })
-  const json = JSON.stringify({ date: new Date().toISOString(), machine: { ...machine, loadAverageAtEnd }, settings, cells, targets, pairs, forgedPairs, readmePairs, revocationPairs: revocation, sessionPairs, storm, authTimingMicros, measurements: all, problems, elapsedSeconds }, null, 2) + '\n'
+  const json = JSON.stringify({ date: new Date().toISOString(), machine: { ...machine, loadAverageAtEnd }, settings, cells, targets, pairs, forgedPairs, readmePairs, readmeEquippedPairs, revocationPairs: revocation, sessionPairs, storm, authTimingMicros, measurements: all, problems, elapsedSeconds }, null, 2) + '\n'
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   await writeFile(join(resultsDir, 'latest.json'), json)
   await writeFile(join(resultsDir, `${stamp}-${database.kind}.json`), json)
