@@ -21,15 +21,14 @@ import fastifyCookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
 import closeWithGrace from 'close-with-grace'
 import { Principal } from '../routes/schemas.js'
-import { securityHeaders } from '../src/security-headers.js'
+import { everyResponseHeaders } from '../src/security-headers.js'
 
 const equipped = process.env.README_STYLE_EQUIPPED === '1'
 const app = equipped ? Fastify({ logger: { level: 'warn' }, genReqId: () => randomUUID() }) : Fastify()
 if (equipped) {
-  const always = { ...securityHeaders, 'cache-control': 'no-store' }
   // A callback hook, as tokenlab's: no promise a request.
   app.addHook('onRequest', (request, reply, done) => {
-    reply.headers(always)
+    reply.headers(everyResponseHeaders)
     reply.header('x-request-id', request.id)
     done()
   })

@@ -749,14 +749,15 @@ async function main (): Promise<number> {
     const value = jwtVsReadme(route)
     return { name: `tokenlab jwt ÷ README-style @fastify/jwt, GET /me ${workload} (req/s, median of paired windows; the table's medians give ${fmt(jwtVsReadmeTable(route), 2)})`, value, target: '≥ 1.0', verdict: atLeast(value, 1) }
   }
-  const jwtVsReadmeEquipped = (route: typeof equippedRoutes[number]) => pairedRatio(onRoute(readmeEquippedPairs, route))
+  const equippedReport = (route: typeof equippedRoutes[number], workload: string): Target =>
+    ({ name: `tokenlab jwt ÷ README-style with tokenlab's logger and headers (README_STYLE_EQUIPPED=1), GET /me ${workload} (req/s, median of paired windows)`, value: pairedRatio(onRoute(readmeEquippedPairs, route)), target: 'none (reported)', verdict: 'n/a' })
   const healthP99 = storm.healthDuringStorm.latency.p99
   const targets: Target[] = [
     readmeTarget('me', 'one user\'s token'),
     readmeTarget('meMany', `${settings.manyUsers} users' tokens in turn`),
     readmeTarget('forged', 'forged token (401)'),
-    { name: 'tokenlab jwt ÷ README-style with tokenlab\'s logger and headers (README_STYLE_EQUIPPED=1), GET /me one user\'s token (req/s, median of paired windows)', value: jwtVsReadmeEquipped('me'), target: 'none (reported)', verdict: 'n/a' },
-    { name: `tokenlab jwt ÷ README-style with tokenlab's logger and headers, GET /me ${settings.manyUsers} users' tokens in turn (req/s, median of paired windows)`, value: jwtVsReadmeEquipped('meMany'), target: 'none (reported)', verdict: 'n/a' },
+    equippedReport('me', 'one user\'s token'),
+    equippedReport('meMany', `${settings.manyUsers} users' tokens in turn`),
     { name: 'jwt GET /me ÷ noauth GET /me (req/s, median of paired windows)', value: jwtVsNoauth, target: '≥ 0.9', verdict: atLeast(jwtVsNoauth, 0.9) },
     { name: 'jwt GET /me ÷ noauth, many users\' tokens in turn', value: jwtVsNoauthMany, target: 'none (reported)', verdict: 'n/a' },
     { name: `jwt GET /me forged token (401) ÷ jwt GET /me one user's token (req/s, median of paired windows; the table's medians give ${fmt(forgedVsValidTable, 2)})`, value: forgedVsValid, target: '≥ 0.9', verdict: atLeast(forgedVsValid, 0.9) },

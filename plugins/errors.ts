@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import { Type } from 'typebox'
 import { DatabaseUnavailableError } from '../src/db/database.js'
 import { logCompleted, type Refusal } from '../src/request-log.js'
-import { securityHeaders } from '../src/security-headers.js'
+import { everyResponseHeaders } from '../src/security-headers.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -102,9 +102,6 @@ function toAppError (err: FastifyError | Error): AppError | undefined {
   return undefined
 }
 
-// What the security plugin's hooks add, for the responses sent before any hook runs.
-const routerErrorHeaders = { ...securityHeaders, 'cache-control': 'no-store' }
-
 /**
  * Fastify's `frameworkErrors` option (src/app.ts). A malformed URL or an
  * over-long path parameter is refused by the router before any hook or the
@@ -116,7 +113,7 @@ export function frameworkErrors (err: FastifyError, request: FastifyRequest, rep
   // The code only: the message echoes the path, which may hold anything.
   if (known.statusCode >= 500) request.log.error({ code: known.code, reason: err.code }, 'request refused')
   request.refusal = { code: known.code, reason: err.code }
-  reply.code(known.statusCode).headers({ ...routerErrorHeaders, 'x-request-id': request.id })
+  reply.code(known.statusCode).headers({ ...everyResponseHeaders, 'x-request-id': request.id })
     .send(errorBody(known.statusCode, known.code, known.message))
   // Fastify's response listeners are not set up on this path: the request's one line is written here.
   logCompleted(request, reply)

@@ -4,7 +4,7 @@
 import fastifyCors from '@fastify/cors'
 import fp from 'fastify-plugin'
 import { list } from '../src/config.js'
-import { securityHeaders } from '../src/security-headers.js'
+import { everyResponseHeaders } from '../src/security-headers.js'
 import { AppError } from './errors.js'
 
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -16,7 +16,7 @@ export default fp(async function security (app) {
   // every response carries them, an error from a later hook included), then
   // the Origin / Fetch-Metadata check for state-changing requests.
   const instance = app.config.INSTANCE_ID
-  const always = { ...securityHeaders, 'cache-control': 'no-store', ...(instance !== '' ? { 'x-instance': instance } : {}) }
+  const always = { ...everyResponseHeaders, ...(instance !== '' ? { 'x-instance': instance } : {}) }
   app.addHook('onRequest', function browserDefences (request, reply, done) {
     reply.headers(always)
     reply.header('x-request-id', request.id)

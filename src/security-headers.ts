@@ -39,5 +39,12 @@ function headersOf (options: HelmetOptions): Readonly<Record<string, string>> {
   return Object.freeze(headers)
 }
 
-/** Sent on every response by plugins/security.ts; plugins/errors.ts sends them where no hook runs. */
-export const securityHeaders = headersOf(helmetOptions)
+/** helmet's headers with these options. */
+const securityHeaders = headersOf(helmetOptions)
+
+/**
+ * What every response carries besides its request id: the security headers
+ * and no caching. Sent by plugins/security.ts, and by plugins/errors.ts
+ * where no hook runs.
+ */
+export const everyResponseHeaders: Readonly<Record<string, string>> = Object.freeze({ ...securityHeaders, 'cache-control': 'no-store' })
