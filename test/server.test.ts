@@ -2,7 +2,6 @@
 // start on an empty data directory, restart with the kept secret, bad config,
 // and graceful shutdown with requests in flight.
 import { mkdtemp } from 'node:fs/promises'
-import { request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -66,29 +65,47 @@ t.test('graceful shutdown: in-flight requests finish, then new connections are r
   // Debug level: a request's arrival is logged only there (at info, one line when it completes).
   const server = await startServer({ DATA_DIR: 'memory://', JWT_SECRET: 'graceful-secret-0123456789-abcdefghijkl', LOG_LEVEL: 'debug', LOGIN_RATE_LIMIT: '1000/min' })
   t.teardown(() => server.stop('SIGKILL'))
-  // Logins take tens of milliseconds each (argon2): a batch is still running when SIGTERM arrives.
-  const agentless = (): Promise<number> => new Promise((resolve, reject) => {
-    const req = httpRequest(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' } }, (res) => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode ?? 0))
+  const { port } = new URL(server.url)
+  const body = JSON.stringify({ username: 'linda.m', password: 'linda.m-0680' })
+  const head = `POST /login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`
+  // Each request is sent whole but for its body's last byte, so it is in flight
+  // by construction (not by timing): the server has it and cannot answer it yet.
+  const opened = (): Promise<{ finish: () => Promise<number> }> => new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1')
+    let answer = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (d: string) => { answer += d })
+    const ended = new Promise<number>((resolve) => socket.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0))))
+    socket.on('error', reject)
+    socket.once('connect', () => {
+      socket.write(head + body.slice(0, -1))
+      // write, not end: a client that half-closes its side has gone away, as far as Node's server knows.
+      resolve({ finish: async () => { socket.write(body.slice(-1)); return ended } })
     })
-    req.on('error', reject)
-    req.end(JSON.stringify({ username: 'linda.m', password: 'linda.m-0680' }))
   })
   const count = 24
   const lines = (text: string) => server.output().split('\n').filter((l) => l.includes(text)).length
-  const received = () => server.output().split('\n').filter((l) => l.includes('"url":"/login"') && l.includes('incoming request')).length
+  const logins = (msg: string) => server.output().split('\n').filter((l) => l.includes('"url":"/login"') && l.includes(`"msg":"${msg}"`)).length
+  const received = () => logins('incoming request')
   const before = received()
-  const completedAtStart = lines('request completed')
-  const inFlight = Array.from({ length: count }, agentless)
-  // SIGTERM once the server has read every request, while most are still hashing.
-  while (received() - before < count) await new Promise((resolve) => setTimeout(resolve, 2))
-  const completedBefore = lines('request completed') - completedAtStart
+  const completedAtStart = logins('request completed')
+  const inFlight = await Promise.all(Array.from({ length: count }, opened))
+  const deadline = Date.now() + 10_000
+  const until = async (done: () => boolean, what: string) => {
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${server.output()}`)
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  }
+  await until(() => received() - before === count, 'the server to receive every request')
   server.child.kill('SIGTERM')
-  const statuses = await Promise.all(inFlight)
-  t.ok(completedBefore < count, `requests were still in flight at SIGTERM (${count - completedBefore} of ${count})`)
+  await until(() => lines('shutting down: finishing in-flight requests') === 1, 'the server to begin its shutdown')
+  t.equal(logins('request completed') - completedAtStart, 0, 'no request was answered before SIGTERM')
+  await t.rejects(fetch(`${server.url}/health`), 'a new connection is refused while requests are in flight')
+  const statuses = await Promise.all(inFlight.map(async (request) => request.finish()))
   t.same(statuses, Array(count).fill(200), 'every request that was in flight completed')
   t.equal(await server.exited, 0, 'exit 0 within the grace period')
+  t.equal(logins('request completed') - completedAtStart, count, 'each has its line, written before the exit')
   await t.rejects(fetch(`${server.url}/health`), 'new connections are refused')
 })
 
