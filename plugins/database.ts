@@ -1,6 +1,8 @@
 // Opens the database (PGlite by default, pg with DATABASE_URL), migrates it,
 // seeds an empty embedded one with the demo staff, and decorates the app
-// with the named queries. Routes see `app.queries`, never SQL.
+// with the named queries. Routes see `app.queries`, never SQL. On close it
+// waits for the requests that write to finish before closing the database.
+import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { openDatabase, type Database } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
@@ -19,9 +21,54 @@ export interface DatabasePluginOptions {
   database?: Database | undefined
 }
 
+/** How long the close waits for writing requests; the server's own grace (src/server.ts) is longer. */
+export const WRITES_DRAIN_MS = 5_000
+const readOnlyMethods: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+type Hook = (request: FastifyRequest, reply: FastifyReply, ...rest: never[]) => unknown
+const hooksOf = (hooks: unknown): Hook[] => hooks === undefined ? [] : Array.isArray(hooks) ? hooks as Hook[] : [hooks as Hook]
+
 export default fp<DatabasePluginOptions>(async function database (app, opts) {
   const db = opts.database ?? await openDatabase({ url: app.config.DATABASE_URL, dataDir: app.config.DATA_DIR })
-  if (opts.database === undefined) app.addHook('onClose', async () => { await db.close() })
+
+  // The server's close waits for connections, not for handlers: a request
+  // whose client went away runs on after its socket is gone, and a login
+  // half done when the database closed would keep its attempt counted. So
+  // every route that writes holds the database open from its first hook
+  // until its handler has finished, or its refusal by a hook is sent (reads
+  // are not held: one cut short loses nothing).
+  const writing = new Set<FastifyRequest>()
+  let drained: (() => void) | undefined
+  const release = (request: FastifyRequest): void => {
+    if (writing.delete(request) && writing.size === 0) drained?.()
+  }
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    if (methods.every((method) => readOnlyMethods.has(method))) return
+    const handler = route.handler
+    route.handler = async function (request, reply) {
+      try {
+        return await handler.call(this, request, reply)
+      } finally {
+        release(request)
+      }
+    }
+    route.onRequest = [(request, _reply, done) => { writing.add(request); done() }, ...hooksOf(route.onRequest)] as RouteOptions['onRequest']
+    route.onSend = [...hooksOf(route.onSend), (request, _reply, payload, done) => { release(request); done(null, payload) }] as RouteOptions['onSend']
+  })
+  app.addHook('onClose', async () => {
+    if (writing.size > 0) {
+      app.log.info({ requests: writing.size }, 'waiting for requests that write before closing the database')
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>((resolve) => {
+        drained = resolve
+        timer = setTimeout(resolve, WRITES_DRAIN_MS)
+      })
+      clearTimeout(timer)
+      if (writing.size > 0) app.log.warn({ requests: writing.size }, 'closing the database with requests still writing')
+    }
+    if (opts.database === undefined) await db.close()
+  })
 
   const applied = await migrate(db)
   if (applied.length > 0) app.log.info({ applied }, 'database migrated')

@@ -6,6 +6,8 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { openPglite } from '../src/db/database.js'
+import { dbKinds, testDatabase } from './helpers.js'
 import { spawnServer, startServer, type ServerProcess } from './support/server-process.js'
 
 async function loginOver (server: ServerProcess, username = 'linda.m', password = 'linda.m-0680'): Promise<string> {
@@ -107,6 +109,46 @@ t.test('graceful shutdown: in-flight requests finish, then new connections are r
   t.equal(await server.exited, 0, 'exit 0 within the grace period')
   t.equal(logins('request completed') - completedAtStart, count, 'each has its line, written before the exit')
   await t.rejects(fetch(`${server.url}/health`), 'new connections are refused')
+})
+
+t.test('a login whose client goes away during shutdown still finishes before the database closes', async (t) => {
+  for (const kind of dbKinds) {
+    await t.test(kind, async (t) => {
+      // PGlite in a directory (read again after the exit), or a database of its own on the server.
+      const dataDir = await mkdtemp(join(tmpdir(), 'tokenlab-drain-'))
+      const testDb = kind === 'postgres' ? await testDatabase(t, kind) : undefined
+      const env = { DATA_DIR: dataDir, JWT_SECRET: 'drain-secret-0123456789-abcdefghijklmnop', LOG_LEVEL: 'debug', ...(testDb?.url !== undefined ? { DATABASE_URL: testDb.url } : {}) }
+      const server = await startServer(env)
+      t.teardown(() => server.stop('SIGKILL'))
+      const arrivals = () => server.output().split('\n').filter((l) => l.includes('"url":"/login"') && l.includes('"msg":"incoming request"')).length
+      const until = async (done: () => boolean, what: string) => {
+        const deadline = Date.now() + 10_000
+        while (!done()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${server.output()}`)
+          await new Promise((resolve) => setTimeout(resolve, 5))
+        }
+      }
+      const { port } = new URL(server.url)
+      const socket = connect(Number(port), '127.0.0.1')
+      await new Promise<void>((resolve) => socket.once('connect', resolve))
+      const body = JSON.stringify({ username: 'linda.m', password: 'linda.m-0680' })
+      socket.write(`POST /login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, -1)}`)
+      await until(() => arrivals() === 1, 'the login to arrive')
+      server.child.kill('SIGTERM')
+      await until(() => server.output().includes('shutting down: finishing in-flight requests'), 'the shutdown to begin')
+      // The body completes and the client is gone at once: the server's close
+      // no longer waits for that connection, while the password check runs on.
+      socket.end(body.slice(-1))
+      t.equal(await server.exited, 0, 'exit 0')
+      const lines = server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number, msg: string, audit?: string })
+      t.same(lines.filter((l) => l.level >= 50).map((l) => l.msg), [], 'no error logged')
+      t.ok(lines.some((l) => l.audit === 'login_success'), 'the login finished')
+      // Its throttle reservation was given back: a successful login leaves no counted attempt.
+      const db = testDb?.db ?? await openPglite(dataDir)
+      if (testDb === undefined) t.teardown(() => db.close())
+      t.same(await db.query('SELECT username, client_ip FROM login_failures'), [], 'no attempt left counted')
+    })
+  }
 })
 
 t.test('at info, one line per request; a client that goes away before the answer still leaves one', async (t) => {
