@@ -1,6 +1,7 @@
 // The real server process (the built dist/src/server.js) over HTTP: first
 // start on an empty data directory, restart with the kept secret, bad config,
-// and graceful shutdown with requests in flight.
+// graceful shutdown with requests in flight, and a login whose client leaves
+// during the shutdown.
 import { mkdtemp } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -18,6 +19,15 @@ async function loginOver (server: ServerProcess, username = 'linda.m', password 
   })
   if (res.status !== 200) throw new Error(`login: ${res.status} ${await res.text()}`)
   return res.headers.getSetCookie()[0]!.split(';')[0]!
+}
+
+/** Polls until `done` holds; after 10 s fails with the server's output. */
+async function waitFor (server: ServerProcess, done: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${server.output()}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
 }
 
 t.test('first start seeds an empty embedded database; a restart keeps data and the generated secret', async (t) => {
@@ -92,16 +102,9 @@ t.test('graceful shutdown: in-flight requests finish, then new connections are r
   const before = received()
   const completedAtStart = logins('request completed')
   const inFlight = await Promise.all(Array.from({ length: count }, opened))
-  const deadline = Date.now() + 10_000
-  const until = async (done: () => boolean, what: string) => {
-    while (!done()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${server.output()}`)
-      await new Promise((resolve) => setTimeout(resolve, 5))
-    }
-  }
-  await until(() => received() - before === count, 'the server to receive every request')
+  await waitFor(server, () => received() - before === count, 'the server to receive every request')
   server.child.kill('SIGTERM')
-  await until(() => lines('shutting down: finishing in-flight requests') === 1, 'the server to begin its shutdown')
+  await waitFor(server, () => lines('shutting down: finishing in-flight requests') === 1, 'the server to begin its shutdown')
   t.equal(logins('request completed') - completedAtStart, 0, 'no request was answered before SIGTERM')
   await t.rejects(fetch(`${server.url}/health`), 'a new connection is refused while requests are in flight')
   const statuses = await Promise.all(inFlight.map(async (request) => request.finish()))
@@ -121,21 +124,14 @@ t.test('a login whose client goes away during shutdown still finishes before the
       const server = await startServer(env)
       t.teardown(() => server.stop('SIGKILL'))
       const arrivals = () => server.output().split('\n').filter((l) => l.includes('"url":"/login"') && l.includes('"msg":"incoming request"')).length
-      const until = async (done: () => boolean, what: string) => {
-        const deadline = Date.now() + 10_000
-        while (!done()) {
-          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${server.output()}`)
-          await new Promise((resolve) => setTimeout(resolve, 5))
-        }
-      }
       const { port } = new URL(server.url)
       const socket = connect(Number(port), '127.0.0.1')
       await new Promise<void>((resolve) => socket.once('connect', resolve))
       const body = JSON.stringify({ username: 'linda.m', password: 'linda.m-0680' })
       socket.write(`POST /login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, -1)}`)
-      await until(() => arrivals() === 1, 'the login to arrive')
+      await waitFor(server, () => arrivals() === 1, 'the login to arrive')
       server.child.kill('SIGTERM')
-      await until(() => server.output().includes('shutting down: finishing in-flight requests'), 'the shutdown to begin')
+      await waitFor(server, () => server.output().includes('shutting down: finishing in-flight requests'), 'the shutdown to begin')
       // The body completes and the client is gone at once: the server's close
       // no longer waits for that connection, while the password check runs on.
       socket.end(body.slice(-1))
