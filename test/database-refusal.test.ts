@@ -95,15 +95,13 @@ if (serverUrl === undefined || serverUrl === '') {
     const testDb = await testDatabase(t, 'postgres')
     const sleeping = testDb.db.query('SELECT pg_sleep(10)').then(() => undefined, (err: unknown) => err)
     // The connection is cut once the server runs the query, not after a guessed delay.
-    const running = async (): Promise<boolean> => {
-      let active = false
-      await asAdmin(async (admin) => {
+    await asAdmin(async (admin) => {
+      for (let i = 0; i < 500; i++) {
         const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query = 'SELECT pg_sleep(10)'", [nameOf(testDb)])
-        active = rows.length > 0
-      })
-      return active
-    }
-    for (let i = 0; i < 500 && !await running(); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+        if (rows.length > 0) return
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    })
     await endConnections(nameOf(testDb))
     t.type(await sleeping, DatabaseUnavailableError, 'the query in flight fails as unavailable (a 503 for its client)')
     t.same(await testDb.db.query('SELECT 1 AS one'), [{ one: 1 }], 'the next query gets a new connection')

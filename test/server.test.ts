@@ -21,6 +21,10 @@ async function loginOver (server: ServerProcess, username = 'linda.m', password 
   return res.headers.getSetCookie()[0]!.split(';')[0]!
 }
 
+/** How many of the server's log lines so far are `msg` for a POST /login. */
+const loginLines = (server: ServerProcess, msg: string): number =>
+  server.output().split('\n').filter((l) => l.includes('"url":"/login"') && l.includes(`"msg":"${msg}"`)).length
+
 /** Polls until `done` holds; after 10 s fails with the server's output. */
 async function waitFor (server: ServerProcess, done: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 10_000
@@ -97,20 +101,19 @@ t.test('graceful shutdown: in-flight requests finish, then new connections are r
   })
   const count = 24
   const lines = (text: string) => server.output().split('\n').filter((l) => l.includes(text)).length
-  const logins = (msg: string) => server.output().split('\n').filter((l) => l.includes('"url":"/login"') && l.includes(`"msg":"${msg}"`)).length
-  const received = () => logins('incoming request')
+  const received = () => loginLines(server, 'incoming request')
   const before = received()
-  const completedAtStart = logins('request completed')
+  const completedAtStart = loginLines(server, 'request completed')
   const inFlight = await Promise.all(Array.from({ length: count }, opened))
   await waitFor(server, () => received() - before === count, 'the server to receive every request')
   server.child.kill('SIGTERM')
   await waitFor(server, () => lines('shutting down: finishing in-flight requests') === 1, 'the server to begin its shutdown')
-  t.equal(logins('request completed') - completedAtStart, 0, 'no request was answered before SIGTERM')
+  t.equal(loginLines(server, 'request completed') - completedAtStart, 0, 'no request was answered before SIGTERM')
   await t.rejects(fetch(`${server.url}/health`), 'a new connection is refused while requests are in flight')
   const statuses = await Promise.all(inFlight.map(async (request) => request.finish()))
   t.same(statuses, Array(count).fill(200), 'every request that was in flight completed')
   t.equal(await server.exited, 0, 'exit 0 within the grace period')
-  t.equal(logins('request completed') - completedAtStart, count, 'each has its line, written before the exit')
+  t.equal(loginLines(server, 'request completed') - completedAtStart, count, 'each has its line, written before the exit')
   await t.rejects(fetch(`${server.url}/health`), 'new connections are refused')
 })
 
@@ -123,13 +126,12 @@ t.test('a login whose client goes away during shutdown still finishes before the
       const env = { DATA_DIR: dataDir, JWT_SECRET: 'drain-secret-0123456789-abcdefghijklmnop', LOG_LEVEL: 'debug', ...(testDb?.url !== undefined ? { DATABASE_URL: testDb.url } : {}) }
       const server = await startServer(env)
       t.teardown(() => server.stop('SIGKILL'))
-      const arrivals = () => server.output().split('\n').filter((l) => l.includes('"url":"/login"') && l.includes('"msg":"incoming request"')).length
       const { port } = new URL(server.url)
       const socket = connect(Number(port), '127.0.0.1')
       await new Promise<void>((resolve) => socket.once('connect', resolve))
       const body = JSON.stringify({ username: 'linda.m', password: 'linda.m-0680' })
       socket.write(`POST /login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, -1)}`)
-      await waitFor(server, () => arrivals() === 1, 'the login to arrive')
+      await waitFor(server, () => loginLines(server, 'incoming request') === 1, 'the login to arrive')
       server.child.kill('SIGTERM')
       await waitFor(server, () => server.output().includes('shutting down: finishing in-flight requests'), 'the shutdown to begin')
       // The body completes and the client is gone at once: the server's close
