@@ -3,7 +3,7 @@
 // graceful shutdown with requests in flight, and a login whose client leaves
 // during the shutdown.
 import { mkdtemp } from 'node:fs/promises'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -24,6 +24,23 @@ async function loginOver (server: ServerProcess, username = 'linda.m', password 
 /** How many of the server's log lines so far are `msg` for a POST /login. */
 const loginLines = (server: ServerProcess, msg: string): number =>
   server.output().split('\n').filter((l) => l.includes('"url":"/login"') && l.includes(`"msg":"${msg}"`)).length
+
+/**
+ * A raw POST /login sent whole but for its body's last byte, so it is in
+ * flight by construction (not by timing): the server has it and cannot
+ * answer it yet. Writing `lastByte` completes it.
+ */
+async function loginAllButLastByte (server: ServerProcess, extraHeaders = ''): Promise<{ socket: Socket, lastByte: string }> {
+  const body = JSON.stringify({ username: 'linda.m', password: 'linda.m-0680' })
+  const socket = connect(Number(new URL(server.url).port), '127.0.0.1')
+  // The listener stays: an error after connecting (the server resetting a client that left) is not a crash.
+  await new Promise<void>((resolve, reject) => { socket.once('connect', resolve).on('error', reject) })
+  socket.write(`POST /login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n${extraHeaders}\r\n${body.slice(0, -1)}`)
+  return { socket, lastByte: body.slice(-1) }
+}
+
+/** What the server logs when a shutdown begins. */
+const shuttingDown = 'shutting down: finishing in-flight requests'
 
 /** Polls until `done` holds; after 10 s fails with the server's output. */
 async function waitFor (server: ServerProcess, done: () => boolean, what: string): Promise<void> {
@@ -81,33 +98,23 @@ t.test('graceful shutdown: in-flight requests finish, then new connections are r
   // Debug level: a request's arrival is logged only there (at info, one line when it completes).
   const server = await startServer({ DATA_DIR: 'memory://', JWT_SECRET: 'graceful-secret-0123456789-abcdefghijkl', LOG_LEVEL: 'debug', LOGIN_RATE_LIMIT: '1000/min' })
   t.teardown(() => server.stop('SIGKILL'))
-  const { port } = new URL(server.url)
-  const body = JSON.stringify({ username: 'linda.m', password: 'linda.m-0680' })
-  const head = `POST /login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`
-  // Each request is sent whole but for its body's last byte, so it is in flight
-  // by construction (not by timing): the server has it and cannot answer it yet.
-  const opened = (): Promise<{ finish: () => Promise<number> }> => new Promise((resolve, reject) => {
-    const socket = connect(Number(port), '127.0.0.1')
+  const opened = async (): Promise<{ finish: () => Promise<number> }> => {
+    const { socket, lastByte } = await loginAllButLastByte(server, 'connection: close\r\n')
     let answer = ''
     socket.setEncoding('utf8')
     socket.on('data', (d: string) => { answer += d })
     const ended = new Promise<number>((resolve) => socket.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0))))
-    socket.on('error', reject)
-    socket.once('connect', () => {
-      socket.write(head + body.slice(0, -1))
-      // write, not end: a client that half-closes its side has gone away, as far as Node's server knows.
-      resolve({ finish: async () => { socket.write(body.slice(-1)); return ended } })
-    })
-  })
+    // write, not end: a client that half-closes its side has gone away, as far as Node's server knows.
+    return { finish: async () => { socket.write(lastByte); return ended } }
+  }
   const count = 24
-  const lines = (text: string) => server.output().split('\n').filter((l) => l.includes(text)).length
   const received = () => loginLines(server, 'incoming request')
   const before = received()
   const completedAtStart = loginLines(server, 'request completed')
   const inFlight = await Promise.all(Array.from({ length: count }, opened))
   await waitFor(server, () => received() - before === count, 'the server to receive every request')
   server.child.kill('SIGTERM')
-  await waitFor(server, () => lines('shutting down: finishing in-flight requests') === 1, 'the server to begin its shutdown')
+  await waitFor(server, () => server.output().includes(shuttingDown), 'the server to begin its shutdown')
   t.equal(loginLines(server, 'request completed') - completedAtStart, 0, 'no request was answered before SIGTERM')
   await t.rejects(fetch(`${server.url}/health`), 'a new connection is refused while requests are in flight')
   const statuses = await Promise.all(inFlight.map(async (request) => request.finish()))
@@ -126,17 +133,13 @@ t.test('a login whose client goes away during shutdown still finishes before the
       const env = { DATA_DIR: dataDir, JWT_SECRET: 'drain-secret-0123456789-abcdefghijklmnop', LOG_LEVEL: 'debug', ...(testDb?.url !== undefined ? { DATABASE_URL: testDb.url } : {}) }
       const server = await startServer(env)
       t.teardown(() => server.stop('SIGKILL'))
-      const { port } = new URL(server.url)
-      const socket = connect(Number(port), '127.0.0.1')
-      await new Promise<void>((resolve) => socket.once('connect', resolve))
-      const body = JSON.stringify({ username: 'linda.m', password: 'linda.m-0680' })
-      socket.write(`POST /login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, -1)}`)
+      const { socket, lastByte } = await loginAllButLastByte(server)
       await waitFor(server, () => loginLines(server, 'incoming request') === 1, 'the login to arrive')
       server.child.kill('SIGTERM')
-      await waitFor(server, () => server.output().includes('shutting down: finishing in-flight requests'), 'the shutdown to begin')
+      await waitFor(server, () => server.output().includes(shuttingDown), 'the shutdown to begin')
       // The body completes and the client is gone at once: the server's close
       // no longer waits for that connection, while the password check runs on.
-      socket.end(body.slice(-1))
+      socket.end(lastByte)
       t.equal(await server.exited, 0, 'exit 0')
       const lines = server.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number, msg: string, audit?: string })
       t.same(lines.filter((l) => l.level >= 50).map((l) => l.msg), [], 'no error logged')
