@@ -69,7 +69,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { createSigner } from 'fast-jwt'
-import { headerSegment, keyId } from '../plugins/jwt-strategy.js'
+import { headerSegment, keyId } from '../src/auth/token-keys.js'
 import { configSchema } from '../src/config.js'
 import { groupedBarChart } from './chart.js'
 import {

@@ -1,25 +1,20 @@
-// Stateless JWT strategy: HS256 tokens signed and verified here. Only one
-// header is ever valid (the exact first segment this service signs names the
-// key), so signing is one JSON encoding and one HMAC, and a check is one
-// lookup, one HMAC compared in constant time, one JSON parse and the claim
-// rules (verifyToken below: fast-jwt's rules with this service's options, in
-// its order). @fastify/jwt (fast-jwt) did both before; its generic paths cost
-// more than the rest of a request: header parsing, option merging and
-// stack-carrying errors on every check (a refused forged token cost twice an
-// accepted one), and base64 rewritten by regular expressions on every sign
-// (a tenth of a refresh). The header's `kid` only selects among the
-// configured keys (current and retired); it is never a path, a URL or a query.
-import { createHash, createHmac, createSecretKey, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto'
+// Stateless JWT strategy: tokens signed and verified by the engine in
+// plugins/jwt.ts (@fastify/jwt, with this project's checks around it). This
+// file adds what a strategy needs on top: a memory of verified tokens, so a
+// returning cookie is not verified again; revocation (plugins/revocation.ts),
+// checked on every request after the memory; and, with refresh, the logins.
+import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { list, resolveJwtSecret, seconds } from '../src/config.js'
-import type { Role } from '../src/db/queries.js'
+import { seconds } from '../src/config.js'
+import { CLOCK_TOLERANCE_MS } from '../src/auth/token-keys.js'
 import { schedulePurge } from '../src/purge.js'
-import { createLoginStore, loginIdPattern, type LoginStore } from '../src/auth/logins.js'
+import { createLoginStore, type LoginStore } from '../src/auth/logins.js'
 import type { Account, AuthStrategy, IssuedCredential, IssuedRefreshToken, LoginContext, Principal } from '../src/auth/types.js'
 import { AppError } from './errors.js'
+import { invalidToken, type TokenClaims } from './jwt.js'
 
-// fast-jwt takes clockTolerance in milliseconds (maxAge and expiresIn in seconds).
-export const CLOCK_TOLERANCE_MS = 5_000
+export type { TokenClaims }
+
 /**
  * Verified tokens kept in memory (JWT_VERIFIED_TOKENS, 10 000 by default: a
  * deployment's active users, each with a token or two): about 900 bytes each
@@ -30,37 +25,6 @@ export const CLOCK_TOLERANCE_MS = 5_000
 const MAX_BYTES_PER_ENTRY = 16 * 1024 * 1024 / 10_000
 /** An entry's cost beyond the token's characters: the Map slot, the claims object and its strings. */
 const ENTRY_OVERHEAD_BYTES = 512
-const roles: ReadonlySet<string> = new Set<Role>(['admin', 'user', 'viewer'])
-
-/**
- * The header segment this service signs for a key, byte for byte. A token is
- * looked up by its first segment: anything else (other fields, another order,
- * another alg, `jku`, `crit`...) names no key and is refused before any
- * verification, without parsing attacker-chosen JSON on the hot path.
- */
-export function headerSegment (kid: string): string {
-  return Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid })).toString('base64url')
-}
-
-/** A key's id: a short hash of it, so the same key has the same kid on every replica. */
-export function keyId (secret: string): string {
-  return 'k' + createHash('sha256').update(secret).digest('base64url').slice(0, 12)
-}
-
-export interface TokenClaims {
-  readonly sub: string
-  readonly staffId: number
-  readonly username: string
-  readonly role: Role
-  readonly jti: string
-  readonly iat: number
-  readonly exp: number
-  readonly iss: string
-  readonly aud: string
-  /** With refresh: the login's public id. */
-  readonly sid?: string
-}
-
 /**
  * Tokens that passed every check, keyed by the token string itself: the same
  * cookie comes back on every request, so the HMAC, the JSON decoding and the
@@ -161,87 +125,11 @@ const principalOf = (claims: TokenClaims): Principal =>
 /** Whole seconds from now to `end`, never negative: a cookie's Max-Age. */
 const secondsUntil = (end: Date): number => Math.max(0, Math.floor((end.getTime() - Date.now()) / 1000))
 
-/**
- * Each refusal is built once, on first use, and shared: refusing a forged
- * token builds no Error (the profile of a forged-cookie flood had the two
- * Errors built per refusal at half the cost of the HMAC). The reasons are the
- * literals below, so the map stays small.
- */
-const refusals = new Map<string, AppError>()
-function invalid (why: string): AppError {
-  let refusal = refusals.get(why)
-  if (refusal === undefined) {
-    refusal = Object.freeze(new AppError(401, 'TOKEN_INVALID', `the token is not valid: ${why}`))
-    refusals.set(why, refusal)
-  }
-  return refusal
-}
-const expired = Object.freeze(new AppError(401, 'TOKEN_EXPIRED', 'the token has expired: log in again'))
-
-/** Claims every token must carry (fast-jwt skipped the iss, aud and exp checks when one was absent). */
-const requiredClaims = ['exp', 'iat', 'iss', 'aud', 'sub', 'jti', 'staffId', 'username', 'role']
-
-/**
- * HS256 of the token's first two segments, base64url, against its third, in
- * constant time. The signature is compared as the canonical text, so no other
- * spelling of the same bytes passes.
- */
-function signatureMatches (key: KeyObject, token: string, payloadEnd: number): boolean {
-  const expected = createHmac('sha256', key).update(token.slice(0, payloadEnd)).digest('base64url')
-  const presented = Buffer.from(token.slice(payloadEnd + 1), 'utf8')
-  return presented.length === expected.length && timingSafeEqual(presented, Buffer.from(expected, 'latin1'))
-}
-
-/** The payload segment's JSON; undefined when it is not JSON (only in a token signed with our key, so never in practice). */
-function parsePayload (segment: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
-  } catch {
-    return undefined
-  }
-}
-
-/** Claims are checked after the signature: types are strict, nothing is coerced. A refusal is returned, not thrown. */
-function checkClaims (payload: unknown, nowSeconds: number, lifetime: number, withLogin: boolean): TokenClaims | AppError {
-  // iss and aud were matched exactly before this (verifyToken).
-  const c = payload as Partial<TokenClaims>
-  if (typeof c.staffId !== 'number' || !Number.isSafeInteger(c.staffId) || c.staffId < 1) return invalid('bad staffId')
-  if (c.sub !== String(c.staffId)) return invalid('sub does not match staffId')
-  if (typeof c.username !== 'string' || c.username.length === 0) return invalid('bad username')
-  if (typeof c.role !== 'string' || !roles.has(c.role)) return invalid('bad role')
-  if (typeof c.jti !== 'string' || c.jti.length === 0 || c.jti.length > 64) return invalid('bad jti')
-  if (typeof c.iat !== 'number' || c.iat > nowSeconds + CLOCK_TOLERANCE_MS / 1000) return invalid('issued in the future')
-  if (typeof c.exp !== 'number') return invalid('bad exp')
-  // maxAge only caps the age from iat: a far-future exp would still pass for an hour and be reported as expiresAt.
-  if (c.exp - c.iat > lifetime) return invalid('lifetime too long')
-  // With refresh every access token names its login; without, none does.
-  if (withLogin ? typeof c.sid !== 'string' || !loginIdPattern.test(c.sid) : c.sid !== undefined) return invalid('bad sid')
-  return c as TokenClaims
-}
-
 export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStrategy> {
   const config = app.config
-  const { secret, generated } = await resolveJwtSecret(config)
-  if (generated) app.log.warn('JWT_SECRET is not set: using a generated development secret kept in DATA_DIR')
-
-  const lifetime = seconds(config.JWT_EXPIRES_IN)
-  const currentKid = keyId(secret)
-  const keys = new Map<string, string>([[currentKid, secret]])
-  for (const previous of list(config.JWT_PREVIOUS_SECRETS)) {
-    const kid = keyId(previous)
-    if (!keys.has(kid)) keys.set(kid, previous)
-  }
-
+  const tokens = app.tokens
+  const lifetime = tokens.lifetimeSeconds
   const refresh = config.JWT_REFRESH === 'on'
-  const signingHeader = headerSegment(currentKid)
-  const signingKey = createSecretKey(Buffer.from(secret, 'utf8'))
-  /** The token for these claims: the header this service signs, the claims as JSON, HS256. */
-  const signToken = (claims: Record<string, unknown>): string => {
-    const input = `${signingHeader}.${Buffer.from(JSON.stringify(claims), 'utf8').toString('base64url')}`
-    return `${input}.${createHmac('sha256', signingKey).update(input).digest('base64url')}`
-  }
-  // The header segment each configured key signs, to its HMAC key.
-  const keysByHeader = new Map([...keys].map(([kid, key]) => [headerSegment(kid), createSecretKey(Buffer.from(key, 'utf8'))]))
 
   // Pushed to memory by plugins/revocation.ts; disabled (never revoked) when JWT_REVOCATION=off.
   const revocations = app.revocations
@@ -250,52 +138,19 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   // None at all with JWT_VERIFIED_TOKENS=0: every request verifies its token.
   const verified = config.JWT_VERIFIED_TOKENS > 0 ? new VerifiedTokens(config.JWT_VERIFIED_TOKENS, lifetime) : undefined
 
-  /**
-   * Every check of a token this service may have signed, in fast-jwt's order
-   * (so the same token gets the same code as before): the header names a key,
-   * three segments, the signature, the required claims, then nbf, exp (with
-   * the clock tolerance), the age from iat (without), aud and iss exactly, and
-   * last our own claim rules. `checkExpiry` false skips exp and the age: the
-   * claims of an expired token, for logout with refresh. A refusal is
-   * returned, not thrown: on the hot path an exception and the rejected
-   * promise behind it cost more than the check, and kept these functions
-   * from being optimised.
-   */
-  function verifyToken (token: string, nowMs: number, checkExpiry: boolean): TokenClaims | AppError {
-    if (token.length > 4096) return invalid('too long')
-    const headerEnd = token.indexOf('.')
-    const key = headerEnd > 0 ? keysByHeader.get(token.slice(0, headerEnd)) : undefined
-    if (key === undefined) return invalid('unknown key or header')
-    const payloadEnd = token.indexOf('.', headerEnd + 1)
-    if (payloadEnd < 0 || token.indexOf('.', payloadEnd + 1) >= 0) return invalid('malformed')
-    if (!signatureMatches(key, token, payloadEnd)) return invalid('verification failed')
-    const payload = parsePayload(token.slice(headerEnd + 1, payloadEnd))
-    if (typeof payload !== 'object' || payload === null) return invalid('malformed payload')
-    const c = payload as Record<string, unknown>
-    for (const claim of requiredClaims) if (!(claim in c)) return invalid(`no ${claim}`)
-    if ('nbf' in c && (typeof c.nbf !== 'number' || !(nowMs >= c.nbf * 1000 - CLOCK_TOLERANCE_MS))) return invalid('not yet valid')
-    if (checkExpiry) {
-      if (typeof c.exp !== 'number') return invalid('bad exp')
-      if (!(nowMs <= c.exp * 1000 + CLOCK_TOLERANCE_MS)) return expired
-      if (typeof c.iat !== 'number') return invalid('bad iat')
-      if (!(nowMs <= (c.iat + lifetime) * 1000)) return expired
-    }
-    if (c.aud !== config.JWT_AUDIENCE || c.iss !== config.JWT_ISSUER) return invalid('bad iss or aud')
-    return checkClaims(c, Math.floor(nowMs / 1000), lifetime, refresh)
-  }
-
+  /** From memory when this token passed every check before; else through the engine, remembered when it passes. */
   function decode (token: string): TokenClaims | AppError {
     const now = Date.now()
     const known = verified?.get(token, now)
     if (known !== undefined) return known
-    const claims = verifyToken(token, now, true)
+    const claims = tokens.verify(token, now)
     if (!(claims instanceof AppError)) verified?.set(token, claims)
     return claims
   }
 
   /** Every check but expiry: the claims of a token that this service signed, live or not. */
   function decodeIgnoringExpiry (token: string): TokenClaims | AppError {
-    return verifyToken(token, Date.now(), false)
+    return tokens.verify(token, Date.now(), false)
   }
 
   function sign (account: Account, login?: { id: string, secondsLeft: number }): { token: string, expiresAt: Date } {
@@ -315,8 +170,7 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
     // No access token outlives its login.
     const expiresIn = login !== undefined && login.secondsLeft < lifetime ? Math.max(1, login.secondsLeft) : lifetime
     const exp = payload.iat + expiresIn
-    const token = signToken({ ...payload, exp, iss: config.JWT_ISSUER, aud: config.JWT_AUDIENCE })
-    return { token, expiresAt: new Date(exp * 1000) }
+    return { token: tokens.sign({ ...payload, exp }), expiresAt: new Date(exp * 1000) }
   }
 
   /** With refresh, both cookies live until the login's absolute end; the JWT inside expires much sooner. */
@@ -359,8 +213,8 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
       // From memory while the replica listens; from the database (a 503 when it is down) while not.
       const revoked = revocations.isRevoked(claims)
       if (revoked === false) return principalOf(claims)
-      if (revoked === true) return invalid('revoked')
-      return revoked.then((yes) => yes ? invalid('revoked') : principalOf(claims))
+      if (revoked === true) return invalidToken('revoked')
+      return revoked.then((yes) => yes ? invalidToken('revoked') : principalOf(claims))
     },
 
     async revoke (token: string) {

@@ -32,7 +32,8 @@ export const tags = [
   { name: 'staff', description: 'The staff list.' },
   { name: 'sessions', description: "A person's own logins: list them, end one (jwt with refresh, and session mode)." },
   { name: 'account', description: 'Your own account: change your password, log out everywhere.' },
-  { name: 'ops', description: 'Liveness and readiness probes for load balancers and orchestrators.' }
+  { name: 'ops', description: 'Liveness and readiness probes for load balancers and orchestrators.' },
+  { name: 'keys', description: 'The public key set other services verify tokens with (JWT_ALGORITHM=EdDSA).' }
 ]
 
 // Methods that change state: plugins/security.ts checks their Origin, and
@@ -120,7 +121,7 @@ export default fp(async function openapi (app) {
                   type: 'http',
                   scheme: 'bearer',
                   bearerFormat: 'JWT',
-                  description: 'For clients without a cookie jar: the JWT from the cookie POST /login set, as `Authorization: Bearer <jwt>` (the cookie wins when both are sent). Handled as RFC8725 advises: HS256 only, never the algorithm the token names (`none` and every other is refused); the key is chosen by `kid` from the configured keys only, never from header key material; `exp`, `iat`, `iss`, `aud`, `sub`, `jti` and `staffId` are all required and type-checked, `iss` and `aud` matched exactly; the lifetime is capped from `iat`. The token holds ids only.'
+                  description: `For clients without a cookie jar: the JWT from the cookie POST /login set, as \`Authorization: Bearer <jwt>\` (the cookie wins when both are sent). Handled as RFC8725 advises: ${app.config.JWT_ALGORITHM} only, never the algorithm the token names (\`none\` and every other is refused); the key is chosen by \`kid\` from the configured keys only, never from header key material; \`exp\`, \`iat\`, \`iss\`, \`aud\`, \`sub\`, \`jti\` and \`staffId\` are all required and type-checked, \`iss\` and \`aud\` matched exactly; the lifetime is capped from \`iat\`. The token holds ids only.`
                 }
               }
             : {})

@@ -15,7 +15,7 @@ import { seconds } from '../src/config.js'
 import type { Listener } from '../src/db/database.js'
 import type { Revocation } from '../src/db/queries.js'
 import { schedulePurge } from '../src/purge.js'
-import { CLOCK_TOLERANCE_MS } from './jwt-strategy.js'
+import { CLOCK_TOLERANCE_MS } from '../src/auth/token-keys.js'
 
 export const REVOCATION_CHANNEL = 'tokenlab_revocations'
 /** A token is accepted up to the clock tolerance past its exp, so its revocation is kept that much longer. */

@@ -1,7 +1,7 @@
 // Writes the OpenAPI document the app serves (default configuration, jwt
 // mode) to docs/openapi.json, the client types generated from it to
 // test/support/api-types.ts, and the document of the mode with every route
-// (JWT_REFRESH=on, JWT_REVOCATION=on) to docs/openapi-all-routes.json.
+// (JWT_REFRESH=on, JWT_REVOCATION=on, JWT_ALGORITHM=EdDSA) to docs/openapi-all-routes.json.
 // `npm run lint:api` lints both documents; test/openapi.test.ts fails when a
 // file no longer matches the app.
 import { writeFile } from 'node:fs/promises'
@@ -13,8 +13,8 @@ import { buildApp } from '../src/app.js'
 export const documentPath = fileURLToPath(new URL('../docs/openapi.json', import.meta.url))
 export const typesPath = fileURLToPath(new URL('../test/support/api-types.ts', import.meta.url))
 export const allRoutesDocumentPath = fileURLToPath(new URL('../docs/openapi-all-routes.json', import.meta.url))
-/** The mode in which every route exists: refresh (/refresh, /sessions) with revocation. */
-export const allRoutesConfig = { JWT_REFRESH: 'on', JWT_REVOCATION: 'on' }
+/** The mode in which every route exists: refresh (/refresh, /sessions) with revocation, and EdDSA (the key set). */
+export const allRoutesConfig = { JWT_REFRESH: 'on', JWT_REVOCATION: 'on', JWT_ALGORITHM: 'EdDSA' }
 
 /** The served document as docs/openapi.json holds it. */
 export async function servedDocument (config: Record<string, string> = {}): Promise<string> {
@@ -22,7 +22,8 @@ export async function servedDocument (config: Record<string, string> = {}): Prom
     fromEnvironment: false,
     // Defaults everywhere, except what keeps the run self-contained: an
     // in-memory database, a throwaway key (never in the document), no log.
-    data: { NODE_ENV: 'test', DATA_DIR: 'memory://', LOG_LEVEL: 'silent', JWT_SECRET: 'openapi-document-only-0123456789abcdef', ...config }
+    // (EdDSA generates its key in memory: a secret would be a configuration error there.)
+    data: { NODE_ENV: 'test', DATA_DIR: 'memory://', LOG_LEVEL: 'silent', ...(config.JWT_ALGORITHM === 'EdDSA' ? {} : { JWT_SECRET: 'openapi-document-only-0123456789abcdef' }), ...config }
   })
   try {
     const res = await app.inject({ url: '/openapi.json' })

@@ -9,6 +9,7 @@ import configPlugin from '../plugins/config.js'
 import cookiePlugin from '../plugins/cookie.js'
 import databasePlugin from '../plugins/database.js'
 import errorsPlugin, { frameworkErrors } from '../plugins/errors.js'
+import jwtPlugin from '../plugins/jwt.js'
 import openapiPlugin from '../plugins/openapi.js'
 import revocationPlugin from '../plugins/revocation.js'
 import securityPlugin from '../plugins/security.js'
@@ -17,9 +18,11 @@ import accountRoutes from '../routes/account.js'
 import authRoutes from '../routes/auth.js'
 import experimentRoutes from '../routes/experiments.js'
 import healthRoutes from '../routes/health.js'
+import jwksRoutes from '../routes/jwks.js'
 import refreshRoutes from '../routes/refresh.js'
 import sessionRoutes from '../routes/sessions.js'
 import staffRoutes from '../routes/staff.js'
+import { loadTokenKeys } from './auth/token-keys.js'
 import { loadConfig, requireSigningKey, trustProxy, type ConfigSource } from './config.js'
 import type { Database } from './db/database.js'
 import { OneLinePerRequest } from './request-log.js'
@@ -37,8 +40,10 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
   // Logger and proxy trust are constructor options, so read them before the
   // config plugin validates (and decorates) the whole configuration again.
   const early = loadConfig(options)
-  // Before any work, so a refused start prints nothing but the reason.
+  // Before any work, so a refused start prints nothing but the reason: the
+  // key files are read (or the development key made) here too.
   requireSigningKey(early)
+  const tokenKeys = early.AUTH_MODE === 'jwt' ? await loadTokenKeys(early) : undefined
 
   const app = Fastify({
     logger: {
@@ -78,10 +83,14 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
   await app.register(cookiePlugin)
   await app.register(securityPlugin)
   await app.register(revocationPlugin)
+  // Tokens (jwt mode): @fastify/jwt for each configured key, with our checks around it.
+  if (tokenKeys !== undefined) await app.register(jwtPlugin, { keys: tokenKeys })
   await app.register(authPlugin)
   await app.register(openapiPlugin)
 
   await app.register(healthRoutes)
+  // The public keys, for services that verify our tokens (EdDSA only: a secret is never published).
+  if (app.config.AUTH_MODE === 'jwt' && app.config.JWT_ALGORITHM === 'EdDSA') await app.register(jwksRoutes)
   await app.register(staffRoutes)
   await app.register(authRoutes)
   await app.register(accountRoutes)

@@ -18,12 +18,19 @@ export const configSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   AUTH_MODE: Type.Union([Type.Literal('jwt'), Type.Literal('session')], { default: 'jwt' }),
+  // HS256 (a shared secret) or EdDSA (Ed25519 key pairs, published as a key set): one kind of key at a time.
+  JWT_ALGORITHM: Type.Union([Type.Literal('HS256'), Type.Literal('EdDSA')], { default: 'HS256' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   JWT_SECRET_FILE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_PREVIOUS_SECRETS: csv,
+  JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_PUBLIC_KEYS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  // Seconds, for Cache-Control: public, max-age= on the key set.
+  JWKS_MAX_AGE: Type.Integer({ minimum: 0, maximum: 86_400, default: 300 }),
   // No schema default: it depends on JWT_REFRESH (checkConfig fills it in).
   JWT_EXPIRES_IN: Type.Optional(Type.String({ pattern: durationPattern })),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'tokenlab' }),
+  // A comma-separated list: every token carries all of them; tokenlab requires the first.
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'tokenlab' }),
   JWT_REVOCATION: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off' }),
   // Each process's memory of verified tokens; 0 verifies every token every time.
@@ -123,6 +130,16 @@ export function checkConfig (validated: ValidatedConfig): Config {
   if (config.REFRESH_COOKIE_NAME === config.COOKIE_NAME) {
     throw new ConfigError('REFRESH_COOKIE_NAME: must differ from COOKIE_NAME')
   }
+  if (list(config.JWT_AUDIENCE).length === 0) throw new ConfigError('JWT_AUDIENCE: must name at least one audience')
+  if (config.JWT_ALGORITHM === 'EdDSA') {
+    for (const name of ['JWT_SECRET', 'JWT_SECRET_FILE', 'JWT_PREVIOUS_SECRETS'] as const) {
+      if (config[name] !== undefined && config[name] !== '') throw new ConfigError(`${name}: must not be set with JWT_ALGORITHM=EdDSA (one kind of key at a time; EdDSA keys come from JWT_PRIVATE_KEY_FILE and JWT_PUBLIC_KEYS_FILE)`)
+    }
+  } else {
+    for (const name of ['JWT_PRIVATE_KEY_FILE', 'JWT_PUBLIC_KEYS_FILE'] as const) {
+      if (config[name] !== undefined) throw new ConfigError(`${name}: only with JWT_ALGORITHM=EdDSA (HS256 uses JWT_SECRET)`)
+    }
+  }
   for (const key of list(config.JWT_PREVIOUS_SECRETS)) {
     if (key.length < 32) throw new ConfigError('JWT_PREVIOUS_SECRETS: every key must be at least 32 characters')
   }
@@ -140,7 +157,12 @@ export function checkConfig (validated: ValidatedConfig): Config {
  * production; buildApp checks it before any work.
  */
 export function requireSigningKey (config: Config): void {
-  if (config.NODE_ENV === 'production' && config.JWT_SECRET === undefined && config.JWT_SECRET_FILE === undefined) {
+  if (config.NODE_ENV !== 'production') return
+  if (config.JWT_ALGORITHM === 'EdDSA') {
+    if (config.JWT_PRIVATE_KEY_FILE === undefined) throw new ConfigError('JWT_PRIVATE_KEY_FILE: is required in production with JWT_ALGORITHM=EdDSA')
+    return
+  }
+  if (config.JWT_SECRET === undefined && config.JWT_SECRET_FILE === undefined) {
     throw new ConfigError('JWT_SECRET: is required in production (or set JWT_SECRET_FILE)')
   }
 }

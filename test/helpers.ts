@@ -88,6 +88,9 @@ export interface AppOptions {
   logs?: LogCapture
 }
 
+/** The test secret with HS256; none with EdDSA, whose development key is generated in memory (a secret there is a configuration error). */
+const keyFor = (env: Record<string, string> = {}): Record<string, string> => env.JWT_ALGORITHM === 'EdDSA' ? {} : { JWT_SECRET: TEST_SECRET }
+
 /** An app on the given database, configured only from `env` (never the machine's environment). */
 export async function testApp (t: TapLike, testDb: TestDatabase, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = await buildApp({
@@ -96,7 +99,7 @@ export async function testApp (t: TapLike, testDb: TestDatabase, options: AppOpt
       NODE_ENV: 'test',
       DATA_DIR: 'memory://',
       LOG_LEVEL: options.logs !== undefined ? 'info' : 'silent',
-      JWT_SECRET: TEST_SECRET,
+      ...keyFor(options.env),
       LOGIN_RATE_LIMIT: '1000/min',
       ...options.env
     },
@@ -111,7 +114,7 @@ export async function testApp (t: TapLike, testDb: TestDatabase, options: AppOpt
 /** Builds an app with `env` and returns the configuration error it refused with ('' if it built). */
 export async function configError (testDb: TestDatabase, env: Record<string, string>): Promise<string> {
   try {
-    const app = await buildApp({ fromEnvironment: false, data: { NODE_ENV: 'test', DATA_DIR: 'memory://', LOG_LEVEL: 'silent', JWT_SECRET: TEST_SECRET, ...env }, database: testDb.db })
+    const app = await buildApp({ fromEnvironment: false, data: { NODE_ENV: 'test', DATA_DIR: 'memory://', LOG_LEVEL: 'silent', ...keyFor(env), ...env }, database: testDb.db })
     await app.close()
     return ''
   } catch (err) {

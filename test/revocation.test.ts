@@ -7,7 +7,7 @@
 import { createHmac, randomUUID } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { headerSegment, keyId } from '../plugins/jwt-strategy.js'
+import { headerSegment, keyId } from '../src/auth/token-keys.js'
 import { captureLogs, cookieValue, dbKinds, demo, login, setCookies, TEST_SECRET, testApp, testDatabase } from './helpers.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
