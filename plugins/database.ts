@@ -1,10 +1,11 @@
-// Opens the database (PGlite by default, pg with DATABASE_URL), migrates it,
-// seeds an empty embedded one with the demo staff, and decorates the app
-// with the named queries. Routes see `app.queries`, never SQL. On close it
+// Opens the database (PGlite by default, pg with DATABASE_URL, the revocation
+// listener on DATABASE_LISTEN_URL when set), migrates it, seeds an empty
+// embedded one with the demo staff, and decorates the app with the named
+// queries. Routes see `app.queries`, never SQL. On close it
 // waits for the requests that write to finish before closing the database.
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { openDatabase, type Database } from '../src/db/database.js'
+import { databaseOptions, openDatabase, type Database } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { createQueries, type Queries } from '../src/db/queries.js'
 import { seed } from '../src/db/seed.js'
@@ -29,7 +30,7 @@ type Hook = (request: FastifyRequest, reply: FastifyReply, ...rest: never[]) => 
 const hooksOf = (hooks: unknown): Hook[] => hooks === undefined ? [] : Array.isArray(hooks) ? hooks as Hook[] : [hooks as Hook]
 
 export default fp<DatabasePluginOptions>(async function database (app, opts) {
-  const db = opts.database ?? await openDatabase({ url: app.config.DATABASE_URL, dataDir: app.config.DATA_DIR })
+  const db = opts.database ?? await openDatabase(databaseOptions(app.config))
 
   // The server's close waits for connections, not for handlers: a request
   // whose client went away runs on after its socket is gone, and a login

@@ -4,7 +4,7 @@
 //   staff:add --username U --password P [--role R] [--personal A --family B]
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../src/config.js'
-import { openDatabase } from '../src/db/database.js'
+import { databaseOptions, openDatabase } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { createQueries, type Role } from '../src/db/queries.js'
 import { seed, SeedRefusedError } from '../src/db/seed.js'
@@ -42,7 +42,7 @@ async function main (argv: string[]): Promise<void> {
   }
 
   const config = loadConfig()
-  const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR })
+  const db = await openDatabase(databaseOptions(config))
   try {
     const applied = await migrate(db)
     if (command === 'migrate') {

@@ -43,6 +43,10 @@ export const configSchema = Type.Object({
   SESSION_TTL: duration('1h'),
   SESSION_IDLE_TIMEOUT: duration('30m'),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  // The revocation listener's own connection, straight to Postgres when DATABASE_URL goes through a transaction pooler.
+  DATABASE_LISTEN_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  // off: unnamed statements and no startup options, for a pooler without prepared-statement support.
+  DATABASE_PREPARED_STATEMENTS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   COOKIE_NAME: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'token' }),
   COOKIE_SECURE: Type.Optional(Type.Boolean()),
@@ -129,6 +133,9 @@ export function checkConfig (validated: ValidatedConfig): Config {
   }
   if (config.REFRESH_COOKIE_NAME === config.COOKIE_NAME) {
     throw new ConfigError('REFRESH_COOKIE_NAME: must differ from COOKIE_NAME')
+  }
+  if (config.DATABASE_LISTEN_URL !== undefined && config.DATABASE_URL === undefined) {
+    throw new ConfigError('DATABASE_LISTEN_URL: needs DATABASE_URL (the embedded database has no connection to listen on)')
   }
   if (list(config.JWT_AUDIENCE).length === 0) throw new ConfigError('JWT_AUDIENCE: must name at least one audience')
   if (config.JWT_ALGORITHM === 'EdDSA') {

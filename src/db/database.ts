@@ -1,9 +1,11 @@
 // One small query interface over two real Postgres drivers: PGlite (embedded,
 // the default) and node-postgres (a server, when DATABASE_URL is set).
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
+import type { Config } from '../config.js'
 
 export interface Queryable {
   /** Parameterised query; rows come back as plain objects. */
@@ -17,13 +19,26 @@ export interface Database extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>
   /** Number of queries sent since start (the benchmark reports queries per request). */
   readonly queryCount: number
+  /** A server's connection pool as it stands (the metrics read it); absent for PGlite, which has none. */
+  poolStats?(): PoolStats
   /**
    * LISTEN on `channel` over a connection of its own (never a pooled one):
-   * resolves once the LISTEN is in place. `onLost` is called at most once,
+   * resolves once the LISTEN is in place and a notice sent through the pool
+   * has reached it (rejects when none does). `onLost` is called at most once,
    * when that connection fails (never after `close`); listen again to resume.
    */
   listen(channel: string, onMessage: (payload: string) => void, onLost: (err: Error) => void, options?: ListenOptions): Promise<Listener>
   close(): Promise<void>
+}
+
+export interface PoolStats {
+  /** Open connections, idle ones included. */
+  total: number
+  idle: number
+  /** Queries waiting for a connection. */
+  waiting: number
+  /** The bound on open connections. */
+  max: number
 }
 
 export interface ListenOptions {
@@ -41,6 +56,9 @@ const channelPattern = /^[a-z_][a-z0-9_]{0,62}$/
 function checkChannel (channel: string): void {
   if (!channelPattern.test(channel)) throw new Error(`not a channel name: ${channel}`)
 }
+
+/** Starts the payload of the notice each new listener sends itself; every listener drops such notices. */
+const PROBE_PREFIX = 'tokenlab-listener-probe:'
 
 /** How often an idle listening connection is asked `SELECT 1`, so a silently dead one is noticed. */
 const LISTENER_HEARTBEAT_MS = 15_000
@@ -107,12 +125,35 @@ function lostWhileCheckedOut (): void {}
 export interface DatabaseOptions {
   /** postgres:// URL; when absent, PGlite in `dataDir`. */
   url?: string | undefined
+  /**
+   * Where `listen` connects; `url` when absent. A direct connection to the
+   * same database when `url` goes through a transaction pooler (PgBouncer),
+   * which cannot hold the session LISTEN needs.
+   */
+  listenUrl?: string | undefined
+  /**
+   * Named prepared statements and `plan_cache_mode` set at connect (default);
+   * false sends unnamed statements and no startup options, as a pooler
+   * without prepared-statement support (PgBouncer before 1.21 in
+   * transaction mode) requires.
+   */
+  preparedStatements?: boolean
   /** Directory for PGlite, or `memory://`. */
   dataDir: string
   /** Bounds so that a dead server costs a quick 503, not a hung request. */
   connectionTimeoutMs?: number
   queryTimeoutMs?: number
   poolSize?: number
+}
+
+/** The database settings of the configuration, as openDatabase takes them. */
+export function databaseOptions (config: Pick<Config, 'DATABASE_URL' | 'DATABASE_LISTEN_URL' | 'DATABASE_PREPARED_STATEMENTS' | 'DATA_DIR'>): DatabaseOptions {
+  return {
+    url: config.DATABASE_URL,
+    listenUrl: config.DATABASE_LISTEN_URL,
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS === 'on',
+    dataDir: config.DATA_DIR
+  }
 }
 
 export async function openDatabase (options: DatabaseOptions): Promise<Database> {
@@ -161,6 +202,7 @@ export async function openPglite (dataDir: string): Promise<Database> {
 }
 
 export function openPg (url: string, options: Omit<DatabaseOptions, 'url' | 'dataDir'> = {}): Database {
+  const prepared = options.preparedStatements ?? true
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,
@@ -174,7 +216,10 @@ export function openPg (url: string, options: Omit<DatabaseOptions, 'url' | 'dat
     // once the sessions table had grown (planning was then half the query's
     // cost). No statement in queries.ts needs a plan fitted to its values:
     // they are lookups by key, small listings and once-a-minute purges.
-    options: '-c plan_cache_mode=force_generic_plan'
+    // Without prepared statements no plan is kept, and a pooler without their
+    // support refuses the parameter (PgBouncer 1.18: "unsupported startup
+    // parameter: options"), so it is not sent.
+    ...(prepared ? { options: '-c plan_cache_mode=force_generic_plan' } : {})
   })
   // An idle client whose server went away emits 'error'; without a listener that kills the process.
   pool.on('error', () => {})
@@ -182,11 +227,15 @@ export function openPg (url: string, options: Omit<DatabaseOptions, 'url' | 'dat
   // parses and plans it once per connection instead of on every call (about
   // five times the throughput for the session lookup, measured on this
   // machine). The texts are the fixed set in queries.ts, so the map stays small.
+  // A name is derived from its text, so it means the same statement in every
+  // process: a pooler that hands one process's server connection to another
+  // without prepared-statement support then fails the query (42P05, 26000)
+  // rather than running another process's statement under the same name.
   const statementNames = new Map<string, string>()
   const statementName = (text: string): string => {
     let name = statementNames.get(text)
     if (name === undefined) {
-      name = `tokenlab_${statementNames.size}`
+      name = `tokenlab_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`
       statementNames.set(text, name)
     }
     return name
@@ -209,7 +258,9 @@ export function openPg (url: string, options: Omit<DatabaseOptions, 'url' | 'dat
     return {
       async query<Row> (text: string, params: readonly unknown[] = []) {
         queryCount++
-        const result = await run((c) => c.query({ name: statementName(text), text, values: params as unknown[] }))
+        const result = await run((c) => c.query(prepared
+          ? { name: statementName(text), text, values: params as unknown[] }
+          : { text, values: params as unknown[] }))
         return result.rows as Row[]
       },
       async exec (sql: string) {
@@ -239,7 +290,10 @@ export function openPg (url: string, options: Omit<DatabaseOptions, 'url' | 'dat
         client.release(broken)
       }
     },
-    listen: (channel, onMessage, onLost, listenOptions = {}) => listenPg(url, options, channel, onMessage, onLost, listenOptions),
+    listen: (channel, onMessage, onLost, listenOptions = {}) => listenPg(options.listenUrl ?? url, options, channel, onMessage, onLost, listenOptions,
+      // Sent through the pool, as every revocation is: the listener must hear it.
+      async (payload) => { await guard(pool.query('SELECT pg_notify($1, $2)', [channel, payload])) }),
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: pool.options.max }),
     close: () => pool.end()
   }
 }
@@ -250,9 +304,15 @@ async function listenPg (
   channel: string,
   onMessage: (payload: string) => void,
   onLost: (err: Error) => void,
-  { applicationName }: ListenOptions
+  { applicationName }: ListenOptions,
+  /** Notifies `channel` with this payload the way the app's writes do. */
+  probe: (payload: string) => Promise<void>
 ): Promise<Listener> {
   checkChannel(channel)
+  const probeTimeoutMs = options.connectionTimeoutMs ?? 2000
+  const probePayload = PROBE_PREFIX + randomBytes(12).toString('base64url')
+  let probeHeard = () => {}
+  const heard = new Promise<void>((resolve) => { probeHeard = resolve })
   const client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 2000,
@@ -276,16 +336,40 @@ async function listenPg (
   client.on('error', lose)
   client.on('end', () => lose(new Error('listening connection ended')))
   client.on('notification', (message) => {
-    if (message.channel === channel) onMessage(message.payload ?? '')
+    if (message.channel !== channel) return
+    const payload = message.payload ?? ''
+    // Probes, this listener's or another process's, are not messages.
+    if (payload.startsWith(PROBE_PREFIX)) {
+      if (payload === probePayload) probeHeard()
+      return
+    }
+    onMessage(payload)
   })
+  let probeTimer: NodeJS.Timeout | undefined
   try {
     await guard(client.connect())
     await guard(client.query(`LISTEN ${channel}`))
+    // A LISTEN can succeed and still hear nothing: through a transaction
+    // pooler (PgBouncer in transaction mode) it lands on a server connection
+    // that goes back to the pool, which drops what arrives there; a listening
+    // URL naming another database hears none of this one's notices. Either
+    // would leave a memory that looks trusted and misses every revocation, so
+    // the listener is in place only once a notice sent through the pool has
+    // reached it.
+    await probe(probePayload)
+    await Promise.race([heard, new Promise<never>((_resolve, reject) => {
+      probeTimer = setTimeout(() => reject(new Error(
+        `a notification sent through the pool did not reach the listening connection within ${probeTimeoutMs} ms: ` +
+        'the listener needs a session of its own on the same database (behind a transaction pooler, set DATABASE_LISTEN_URL to a direct connection)')),
+      probeTimeoutMs)
+    })])
     listening = true
   } catch (err) {
     closed = true
     await client.end().catch(() => {})
     throw err
+  } finally {
+    clearTimeout(probeTimer)
   }
   // A connection cut without a FIN (a dead host, a dropped route) says nothing until it is used.
   timers.heartbeat = setInterval(() => {
