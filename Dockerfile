@@ -17,6 +17,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY plugins ./plugins
 COPY routes ./routes
+COPY resource-server ./resource-server
 COPY scripts ./scripts
 COPY migrations ./migrations
 COPY public ./public
