@@ -50,6 +50,9 @@ export class VerifiedTokens {
   private readonly freeSlots: number[]
   private hand = 0
   private bytes = 0
+  /** Lookups that found a usable entry, and lookups that did not (the metrics read them). */
+  hits = 0
+  misses = 0
 
   constructor (
     private readonly max: number,
@@ -73,12 +76,17 @@ export class VerifiedTokens {
 
   get (token: string, nowMs: number): TokenClaims | undefined {
     const entry = this.entries.get(token)
-    if (entry === undefined) return undefined
+    if (entry === undefined) {
+      this.misses++
+      return undefined
+    }
     if (nowMs >= entry.usableUntilMs) {
       this.remove(token)
+      this.misses++
       return undefined
     }
     entry.used = true
+    this.hits++
     return entry.claims
   }
 
@@ -196,6 +204,7 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
     name: revocation ? 'revocation' : 'jwt',
     acceptsBearer: true,
     keepsExpiredCookie: refresh,
+    verifiedTokens: verified,
 
     async issue (account: Account, context: LoginContext) {
       if (logins === undefined) {

@@ -65,6 +65,8 @@ export interface Revocations {
   /** From memory (synchronous) while it is trusted; from the database while it is not. */
   isRevoked(claims: RevocationClaims): boolean | Promise<boolean>
   stats(): RevocationStats
+  /** For the metrics: whether the listening connection is up, and the notifications it has received. */
+  listenerStats(): { listening: boolean, notifications: number }
 }
 
 declare module 'fastify' {
@@ -141,7 +143,8 @@ const disabled: Revocations = {
   revokeStaff: () => Promise.reject(new Error('revocation is off')),
   validAfter: () => undefined,
   isRevoked: () => false,
-  stats: () => ({ trusted: false, tokens: 0, logins: 0, staff: 0 })
+  stats: () => ({ trusted: false, tokens: 0, logins: 0, staff: 0 }),
+  listenerStats: () => ({ listening: false, notifications: 0 })
 }
 
 export interface RevocationPluginOptions {
@@ -160,6 +163,7 @@ export default fp<RevocationPluginOptions>(async function revocation (app: Fasti
   const maxEntries = opts.maxEntries ?? MAX_ENTRIES
 
   let listener: Listener | undefined
+  let notifications = 0
   let loaded = false
   let overflowed = false
   let closing = false
@@ -189,6 +193,7 @@ export default fp<RevocationPluginOptions>(async function revocation (app: Fasti
   async function sync (): Promise<void> {
     if (listener === undefined) {
       const opened = await app.db.listen(REVOCATION_CHANNEL, (payload) => {
+        notifications++
         const r = parseNotice(payload)
         if (r !== undefined) remember(r)
       }, onLost, { applicationName })
@@ -285,7 +290,8 @@ export default fp<RevocationPluginOptions>(async function revocation (app: Fasti
       return app.queries.isRevoked(claims.jti, claims.sid ?? null, claims.staffId, claims.iat)
     },
 
-    stats: () => ({ trusted: trusted(), ...memory.stats() })
+    stats: () => ({ trusted: trusted(), ...memory.stats() }),
+    listenerStats: () => ({ listening: listener !== undefined, notifications })
   }
   app.decorate('revocations', revocations)
 }, { name: 'tokenlab-revocation', dependencies: ['tokenlab-config', 'tokenlab-database'] })

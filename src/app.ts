@@ -1,5 +1,5 @@
 // Builds the app; never listens (src/server.ts does). The wiring is all here,
-// in reading order: configuration, errors, database, cookie, security,
+// in reading order: configuration, errors, metrics, database, cookie, security,
 // authentication, documentation, then the routes.
 import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -10,6 +10,7 @@ import cookiePlugin from '../plugins/cookie.js'
 import databasePlugin from '../plugins/database.js'
 import errorsPlugin, { frameworkErrors } from '../plugins/errors.js'
 import jwtPlugin from '../plugins/jwt.js'
+import metricsPlugin from '../plugins/metrics.js'
 import openapiPlugin from '../plugins/openapi.js'
 import revocationPlugin from '../plugins/revocation.js'
 import securityPlugin from '../plugins/security.js'
@@ -79,6 +80,8 @@ export async function buildApp (options: BuildOptions = {}): Promise<FastifyInst
 
   await app.register(configPlugin, options)
   await app.register(errorsPlugin)
+  // Prometheus metrics (METRICS_PORT only): before every route, so each gets its counting hook.
+  await app.register(metricsPlugin)
   await app.register(databasePlugin, { database: options.database })
   await app.register(cookiePlugin)
   await app.register(securityPlugin)

@@ -16,6 +16,8 @@ export const configSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  // Prometheus metrics on a port of their own, on HOST; unset: no metrics at all.
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   AUTH_MODE: Type.Union([Type.Literal('jwt'), Type.Literal('session')], { default: 'jwt' }),
   // HS256 (a shared secret) or EdDSA (Ed25519 key pairs, published as a key set): one kind of key at a time.
@@ -133,6 +135,9 @@ export function checkConfig (validated: ValidatedConfig): Config {
   }
   if (config.REFRESH_COOKIE_NAME === config.COOKIE_NAME) {
     throw new ConfigError('REFRESH_COOKIE_NAME: must differ from COOKIE_NAME')
+  }
+  if (config.METRICS_PORT !== undefined && config.METRICS_PORT === config.PORT) {
+    throw new ConfigError('METRICS_PORT: must differ from PORT (the metrics have a port of their own)')
   }
   if (config.DATABASE_LISTEN_URL !== undefined && config.DATABASE_URL === undefined) {
     throw new ConfigError('DATABASE_LISTEN_URL: needs DATABASE_URL (the embedded database has no connection to listen on)')

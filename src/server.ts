@@ -15,6 +15,8 @@ async function main (): Promise<void> {
     await app.close()
   })
 
+  // Metrics first, on their own port: once the API answers, they do too.
+  await app.metrics?.listen()
   await app.listen({ host: app.config.HOST, port: app.config.PORT })
 }
 

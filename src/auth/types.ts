@@ -60,6 +60,15 @@ export interface ManagedLogins {
   endAll(staffId: number, why: LoginEndReason, exceptLoginId?: string): Promise<number>
 }
 
+export interface VerifiedTokenStats {
+  readonly hits: number
+  readonly misses: number
+  /** Entries held. */
+  readonly size: number
+  /** Estimated bytes the entries hold. */
+  readonly byteSize: number
+}
+
 export interface AuthStrategy {
   /** Shown in Server-Timing and the benchmark: jwt, revocation (jwt + denylist) or session. */
   readonly name: 'jwt' | 'revocation' | 'session'
@@ -67,6 +76,8 @@ export interface AuthStrategy {
   readonly acceptsBearer: boolean
   /** Whether an access token's expiry leaves the cookie in place (it still names the login for logout). */
   readonly keepsExpiredCookie: boolean
+  /** jwt mode with JWT_VERIFIED_TOKENS > 0: the memory of verified tokens, as the metrics read it. */
+  readonly verifiedTokens?: VerifiedTokenStats | undefined
   issue(account: Account, context: LoginContext): Promise<IssuedCredential>
   /**
    * The credential's principal, or the 401 AppError that refuses it (returned,
