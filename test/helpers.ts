@@ -1,11 +1,16 @@
 // Test support: real databases (PGlite always; a Postgres server when
 // DATABASE_URL is set, one throwaway database per test file), apps built
 // through buildApp exactly as the server builds them, and small HTTP helpers.
-import { randomBytes } from 'node:crypto'
+import { createHmac, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import pg from 'pg'
 import { buildApp } from '../src/app.js'
+import pg from 'pg'
+import { headerSegment, keyId, thumbprint, type JwtAlgorithm } from '../src/auth/token-keys.js'
+import { isMemory } from '../src/config.js'
 import { openPg, openPglite, type Database } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { seed } from '../src/db/seed.js'
@@ -19,6 +24,42 @@ export const dbKinds: DbKind[] = process.env.DATABASE_URL !== undefined && proce
 export const authModes: AuthMode[] = ['jwt', 'session']
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz'
+
+/** The algorithms jwt mode signs with; token tests run under each. */
+export const jwtAlgorithms = ['HS256', 'EdDSA'] as const
+
+/**
+ * EdDSA's counterpart of TEST_SECRET, so a test can sign tokens an EdDSA app
+ * accepts: one Ed25519 key per test process, made on first use, its PKCS#8
+ * PEM in a temporary file removed when the process exits.
+ */
+let testEd25519: { privateKey: KeyObject, file: string, kid: string } | undefined
+function testEd25519Key (): { privateKey: KeyObject, file: string, kid: string } {
+  if (testEd25519 === undefined) {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+    const dir = mkdtempSync(join(tmpdir(), 'tokenlab-test-key-'))
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, 'jwt-ed25519.pem')
+    writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+    testEd25519 = { privateKey, file, kid: thumbprint((publicKey.export({ format: 'jwk' }) as { x: string }).x) }
+  }
+  return testEd25519
+}
+
+/** The kid of the key a test app signs with under `algorithm`. */
+export const testKid = (algorithm: JwtAlgorithm): string => algorithm === 'EdDSA' ? testEd25519Key().kid : keyId(TEST_SECRET)
+
+/**
+ * A token signed with the key a test app uses under `algorithm` (TEST_SECRET
+ * or the test Ed25519 key); `header` undefined is exactly the header the app
+ * writes for that key.
+ */
+export function signTestToken (algorithm: JwtAlgorithm, header: Record<string, unknown> | undefined, claims: Record<string, unknown>): string {
+  const headerPart = header === undefined ? headerSegment(testKid(algorithm), algorithm) : Buffer.from(JSON.stringify(header)).toString('base64url')
+  const input = `${headerPart}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`
+  const signature = algorithm === 'EdDSA' ? sign(null, Buffer.from(input), testEd25519Key().privateKey) : createHmac('sha256', TEST_SECRET).update(input).digest()
+  return `${input}.${signature.toString('base64url')}`
+}
 
 export interface TestDatabase {
   kind: DbKind
@@ -88,8 +129,16 @@ export interface AppOptions {
   logs?: LogCapture
 }
 
-/** The test secret with HS256; none with EdDSA, whose development key is generated in memory (a secret there is a configuration error). */
-const keyFor = (env: Record<string, string> = {}): Record<string, string> => env.JWT_ALGORITHM === 'EdDSA' ? {} : { JWT_SECRET: TEST_SECRET }
+/**
+ * The test secret with HS256; with EdDSA (where a secret is a configuration
+ * error) the test Ed25519 key, unless the test brings its own key file or
+ * tests the development key kept in a DATA_DIR.
+ */
+function keyFor (env: Record<string, string> = {}): Record<string, string> {
+  if (env.JWT_ALGORITHM !== 'EdDSA') return { JWT_SECRET: TEST_SECRET }
+  const ownKey = env.JWT_PRIVATE_KEY_FILE !== undefined || (env.DATA_DIR !== undefined && !isMemory(env.DATA_DIR))
+  return ownKey ? {} : { JWT_PRIVATE_KEY_FILE: testEd25519Key().file }
+}
 
 /** An app on the given database, configured only from `env` (never the machine's environment). */
 export async function testApp (t: TapLike, testDb: TestDatabase, options: AppOptions = {}): Promise<FastifyInstance> {

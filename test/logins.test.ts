@@ -1,17 +1,23 @@
 // A person's own logins: GET /sessions and DELETE /sessions/:id in jwt +
-// refresh and in session mode (the same answers), never anyone else's; and
-// which routes each mode has at all.
+// refresh (with HS256 and with EdDSA tokens) and in session mode (the same
+// answers), never anyone else's; and which routes each mode has at all.
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t from 'tap'
 import { createLoginStore } from '../src/auth/logins.js'
 import { createQueries } from '../src/db/queries.js'
 import type { LoginListing as Listed } from '../plugins/auth.js'
-import { captureLogs, dbKinds, demo, setCookies, testApp, testDatabase } from './helpers.js'
+import { captureLogs, dbKinds, demo, jwtAlgorithms, setCookies, testApp, testDatabase } from './helpers.js'
 
 const modes = {
   'jwt + refresh': { AUTH_MODE: 'jwt', JWT_REFRESH: 'on' },
   session: { AUTH_MODE: 'session' }
 } as const
+
+/** Where a person's logins are listed and ended: jwt + refresh with each algorithm, and session mode (no tokens) once. */
+const listingModes = [
+  ...jwtAlgorithms.map((algorithm) => ({ mode: 'jwt + refresh', name: `jwt + refresh (${algorithm})`, env: { ...modes['jwt + refresh'], JWT_ALGORITHM: algorithm } })),
+  { mode: 'session', name: 'session', env: modes.session }
+]
 
 /** The auth cookie (`token=...`) and, with refresh, the refresh cookie of a login response. */
 function cookiesOf (res: LightMyRequestResponse): { access: string, refresh: string | undefined } {
@@ -43,8 +49,8 @@ for (const kind of dbKinds) {
       await db.query('SELECT public_id FROM sessions ORDER BY public_id')
     ])
 
-    for (const [mode, env] of Object.entries(modes)) {
-      t.test(`${mode}: GET /sessions lists the caller's live logins, newest first`, async (t) => {
+    for (const { mode, name, env } of listingModes) {
+      t.test(`${name}: GET /sessions lists the caller's live logins, newest first`, async (t) => {
         const app = await testApp(t, testDb, { env })
         const longAgent = 'Mozilla/5.0 ' + 'x'.repeat(300)
         const older = await signIn(app, demo.linda, 'first browser')
@@ -79,7 +85,7 @@ for (const kind of dbKinds) {
         await db.query('DELETE FROM sessions')
       })
 
-      t.test(`${mode}: DELETE /sessions/:id ends one of your own logins, and nobody else's`, async (t) => {
+      t.test(`${name}: DELETE /sessions/:id ends one of your own logins, and nobody else's`, async (t) => {
         const app = await testApp(t, testDb, { env })
         const phone = await signIn(app, demo.linda, 'phone')
         const laptop = await signIn(app, demo.linda, 'laptop')
