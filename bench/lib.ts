@@ -13,6 +13,7 @@ import { configSchema } from '../src/config.js'
 import { openDatabase } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { benchPassword, seed } from '../src/db/seed.js'
+import { createDatabaseAt } from '../test/support/create-database.js'
 import { dropDatabaseAt } from '../test/support/drop-database.js'
 import type { DrivePlan, DriveResult, ServerStats } from './plan.js'
 
@@ -128,10 +129,7 @@ export async function benchDatabase ({ staff, experiments }: { staff: number, ex
   if (serverUrl !== undefined && serverUrl !== '') {
     kind = 'postgres'
     const name = `tokenlab_bench_${randomBytes(6).toString('hex')}`
-    const admin = new pg.Client({ connectionString: serverUrl })
-    await admin.connect()
-    await admin.query(`CREATE DATABASE ${name}`)
-    await admin.end()
+    await createDatabaseAt(serverUrl, name)
     onCleanup(async () => {
       await dropDatabaseAt(serverUrl, name)
       log(`dropped database ${name}`)

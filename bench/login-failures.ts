@@ -18,6 +18,7 @@ import { openPg } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { createQueries } from '../src/db/queries.js'
 import { seed } from '../src/db/seed.js'
+import { createDatabaseAt } from '../test/support/create-database.js'
 import { dropDatabase } from '../test/support/drop-database.js'
 import { envNumber, log, median, runMain } from './lib.js'
 
@@ -27,9 +28,9 @@ runMain(async () => {
   const seconds = envNumber('FLOOD_SECONDS', 5)
   const rows = envNumber('ROWS', 10_000)
   const name = `tokenlab_bench_lf_${randomBytes(4).toString('hex')}`
+  await createDatabaseAt(serverUrl, name)
   const admin = new pg.Client({ connectionString: serverUrl })
   await admin.connect()
-  await admin.query(`CREATE DATABASE ${name}`)
   const url = new URL(serverUrl)
   url.pathname = `/${name}`
   const db = openPg(url.href)

@@ -8,12 +8,12 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { buildApp } from '../src/app.js'
-import pg from 'pg'
 import { headerSegment, keyId, thumbprint, type JwtAlgorithm } from '../src/auth/token-keys.js'
 import { isMemory } from '../src/config.js'
 import { openPg, openPglite, type Database } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
 import { seed } from '../src/db/seed.js'
+import { createDatabaseAt } from './support/create-database.js'
 import { dropDatabaseAt } from './support/drop-database.js'
 
 export type DbKind = 'pglite' | 'postgres'
@@ -82,10 +82,7 @@ export async function testDatabase (t: TapLike, kind: DbKind, options: { seed?: 
   } else {
     const serverUrl = new URL(process.env.DATABASE_URL!)
     const name = `tokenlab_test_${process.pid}_${randomBytes(4).toString('hex')}`
-    const admin = new pg.Client({ connectionString: serverUrl.href })
-    await admin.connect()
-    await admin.query(`CREATE DATABASE ${name}`)
-    await admin.end()
+    await createDatabaseAt(serverUrl.href, name)
     const url = new URL(serverUrl.href)
     url.pathname = `/${name}`
     const db = openPg(url.href)
