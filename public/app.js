@@ -157,13 +157,22 @@ function setStaffButtons () {
   for (const button of el.staffBody.querySelectorAll('button.show-exp')) button.disabled = me === null
 }
 
+/** GET /staff answers at most 1000 at a time; a shorter page is the last. */
+const STAFF_PAGE = 1000
+
 async function loadStaff () {
-  const result = await api('GET', '/staff')
-  if (!result.ok) {
-    setStatus(el.staffStatus, explain(result), 'error')
-    return
+  const staff = []
+  for (;;) {
+    const after = staff.length > 0 ? `&after=${staff[staff.length - 1].staffId}` : ''
+    const result = await api('GET', `/staff?limit=${STAFF_PAGE}${after}`)
+    if (!result.ok) {
+      setStatus(el.staffStatus, explain(result), 'error')
+      return
+    }
+    staff.push(...result.data)
+    if (result.data.length < STAFF_PAGE) break
   }
-  renderStaff(result.data)
+  renderStaff(staff)
   setStatus(el.staffStatus, me === null ? 'Log in to see experiments.' : '')
 }
 

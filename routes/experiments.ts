@@ -8,8 +8,8 @@ const DEFAULT_LIMIT = 100
 const Day = Type.String({ format: 'date', maxLength: 10 })
 const Experiment = Type.Object({
   sampleId: Id,
-  // Free text from the database (no length limit there).
-  kind: Type.String(),
+  // migrations/008_text_bounds.sql: at most 100 characters, no control characters.
+  kind: Type.String({ maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]*$' }),
   started: Day,
   ended: Type.Union([Day, Type.Null()])
 }, { additionalProperties: false })

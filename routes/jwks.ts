@@ -43,7 +43,7 @@ const jwksRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'The public keys that sign tokens (EdDSA mode)',
       description: 'Another service verifies tokenlab\'s tokens with these keys and no secret: pick the key whose `kid` the token\'s header names. Cacheable for JWKS_MAX_AGE seconds; fetch again on a `kid` you do not hold. Only in EdDSA mode: with HS256 the key is a secret and this route does not exist (404).',
       tags: ['keys'],
-      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ maxLength: 1024, description: 'The ETag of a key set already held: 304 when it is still current.' })) }),
+      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ maxLength: 1024, pattern: '^[\\x20-\\x7e]*$', description: 'The ETag of a key set already held: 304 when it is still current.' })) }),
       response: {
         200: { ...KeySet, description: 'The key set (RFC 7517), with Cache-Control: public, max-age and an ETag.' },
         304: Type.Null({ description: 'Not modified: the key set named by If-None-Match is current.' }),

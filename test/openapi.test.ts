@@ -74,6 +74,26 @@ t.test('the committed document and types, from the default configuration (jwt mo
   })
 })
 
+t.test('GET /staff states its paging and bounds: limit, after, maxItems, name lengths', async (t) => {
+  const document = await servedDocument(await testApp(t, db))
+  const operation = document.paths['/staff']!.get! as Operation & { parameters: Array<{ name: string, in: string, required: boolean, schema: Record<string, unknown> }> }
+  t.match(operation.parameters, [
+    { name: 'limit', in: 'query', required: false, schema: { type: 'string', maxLength: 4, pattern: '^([1-9][0-9]{0,2}|1000)$' } },
+    { name: 'after', in: 'query', required: false, schema: { type: 'string', maxLength: 10, pattern: String } }
+  ])
+  t.equal(operation.parameters.length, 2, 'no other parameter')
+  t.ok(operation.responses['400'], 'documents 400 for bad paging input')
+  const schema = (operation.responses['200']!.content!['application/json']!.schema as unknown) as { type: string, maxItems: number, items: { properties: Record<string, { maxLength?: number, pattern?: string }> } }
+  t.equal(schema.type, 'array', 'still a plain array')
+  t.equal(schema.maxItems, 1000, 'maxItems 1000')
+  for (const name of ['personal', 'family']) {
+    t.match(schema.items.properties[name], { maxLength: 200, pattern: String }, `${name}: a stated length and pattern`)
+  }
+  const namePattern = new RegExp(schema.items.properties.personal!.pattern!)
+  t.ok(namePattern.test('Pärn') && namePattern.test(''), 'the name pattern takes real names, and an empty family name')
+  t.notOk(namePattern.test('Ann\nMarie'), 'and no control character')
+})
+
 t.test('docs/openapi-all-routes.json is the document of the mode with every route', async (t) => {
   const app = await testApp(t, db, { env: allRoutesConfig })
   const served = renderDocument((await app.inject({ url: '/openapi.json' })).json())

@@ -121,8 +121,11 @@ export function createQueries (db: Queryable) {
       return rows.length > 0
     },
 
-    listStaff (): Promise<StaffSummary[]> {
-      return db.query<StaffSummary>('SELECT staff_id AS "staffId", personal, family FROM staff ORDER BY staff_id')
+    /** Keyset page: staff after `afterStaffId`, by staffId. */
+    listStaff (afterStaffId: number, limit: number): Promise<StaffSummary[]> {
+      return db.query<StaffSummary>(
+        'SELECT staff_id AS "staffId", personal, family FROM staff WHERE staff_id > $1 ORDER BY staff_id LIMIT $2',
+        [afterStaffId, limit])
     },
 
     /** Keyset page: experiments of one staff member after `afterSampleId`, by sampleId. */

@@ -152,8 +152,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The staff list (public)
-         * @description Every staff member, by staffId: ids and names only, no usernames or roles. Needs no credential (the demo page shows it before login).
+         * The staff list (public), by staffId, a page at a time
+         * @description Staff members ordered by staffId: ids and names only, no usernames or roles. Needs no credential (the demo page shows it before login). At most `limit` (default and largest 1000) per request; to continue, pass the last staffId received as `after`. A page shorter than `limit` is the last one.
          */
         get: operations["getStaff"];
         put?: never;
@@ -1048,14 +1048,19 @@ export interface operations {
     };
     getStaff: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Page size, 1..1000; default 1000. */
+                limit?: string;
+                /** @description Start after this staffId: the last one of the previous page. */
+                after?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The staff, ordered by staffId. */
+            /** @description Up to `limit` staff members after `after`, ordered by staffId; an empty array past the last one. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1081,6 +1086,23 @@ export interface operations {
                         personal: string;
                         family: string;
                     }[];
+                };
+            };
+            /** @description BAD_REQUEST: the input fails its schema (a missing, unknown or malformed field or parameter), or the body is not valid JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 400,
+                     *       "code": "BAD_REQUEST",
+                     *       "error": "Bad Request",
+                     *       "message": "body must have required property 'username'"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description INTERNAL: an unexpected failure; the details go to the log, never to the client. */
