@@ -31,6 +31,8 @@ export interface SetCookie {
   attributes: Record<string, string | true>
 }
 
+export const USER_AGENT = 'tokenlab-contract'
+
 export class HttpClient {
   private readonly base: URL
 
@@ -44,14 +46,20 @@ export class HttpClient {
     return this.base.protocol === 'https:'
   }
 
+  /** The URL's path without a trailing slash ('' at the root): a cookie scoped to a route carries it in its Path. */
+  get basePath (): string {
+    return this.base.pathname.replace(/\/+$/, '')
+  }
+
   request (options: HttpRequest): Promise<HttpResponse> {
     const method = options.method ?? 'GET'
     const payload = options.json !== undefined ? JSON.stringify(options.json) : options.body
-    const headers: Record<string, string> = {}
+    // Named, so that the logins a run makes are recognisable in GET /sessions.
+    const headers: Record<string, string> = { 'user-agent': USER_AGENT }
     if (options.json !== undefined) headers['content-type'] = 'application/json'
     Object.assign(headers, options.headers)
     if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload))
-    const basePath = this.base.pathname.replace(/\/+$/, '')
+    const basePath = this.basePath
     const transport = this.base.protocol === 'https:' ? https : http
     return new Promise((resolve, reject) => {
       const req = transport.request({
