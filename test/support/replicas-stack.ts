@@ -1,4 +1,4 @@
-// Real processes for test/replicas.test.ts: a throwaway Postgres database,
+// Real processes for test/replicas*.test.ts: a throwaway Postgres database,
 // tokenlab replicas from the build (dist/src/server.js), and nginx running
 // deploy/nginx.conf. Every process is tracked and killed at teardown.
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -13,6 +13,7 @@ import pg from 'pg'
 import { openPg } from '../../src/db/database.js'
 import { migrate } from '../../src/db/migrate.js'
 import { seed } from '../../src/db/seed.js'
+import { createDatabaseAt } from './create-database.js'
 import { dropDatabase, dropDatabaseAt } from './drop-database.js'
 import { findNginx, localNginxConf, readNginxConf } from './replicas-nginx.js'
 import { freePort } from './server-process.js'
@@ -21,6 +22,7 @@ export { freePort }
 
 export const distDir = fileURLToPath(new URL('../../dist', import.meta.url))
 export const serverJs = join(distDir, 'src', 'server.js')
+export const resourceServerJs = join(distDir, 'resource-server', 'server.js')
 
 const READY_TIMEOUT_MS = 20_000
 const STOP_TIMEOUT_MS = 5_000
@@ -225,10 +227,12 @@ export interface Replica {
 }
 
 export interface StartOptions {
-  /** Environment for both replicas (over the defaults below). */
-  env?: Record<string, string>
+  /** Environment for both replicas (over the defaults below); `undefined` removes a default (JWT_SECRET with JWT_ALGORITHM=EdDSA). */
+  env?: Record<string, string | undefined>
   /** Extra environment per replica id. */
-  perReplica?: Record<string, Record<string, string>>
+  perReplica?: Record<string, Record<string, string | undefined>>
+  /** host:port of a resource service for nginx's /whoami and /reports/ (start only); none: those answer nginx's JSON 503. */
+  reports?: string
 }
 
 export const TEST_JWT_SECRET = 'replicas-test-secret-0123456789-abcdefghijklmnop'
@@ -263,16 +267,12 @@ export class ReplicaStack {
     for (const id of ids) ports[id] = await freePort()
     const stack = new ReplicaStack(dir, server, dbName, url.href, ports, await freePort())
     await symlink(distDir, join(dir, 'dist'), 'dir')
-    const admin = new pg.Client({ connectionString: server.href })
     try {
-      await admin.connect()
-      await admin.query(`CREATE DATABASE ${dbName}`)
+      await createDatabaseAt(server.href, dbName)
     } catch (err) {
       await unlink(join(dir, 'dist')).catch(() => {})
       await rm(dir, { recursive: true, force: true })
-      throw new Error(`cannot create the test database on ${server.host}: ${(err as Error).message}`)
-    } finally {
-      await admin.end().catch(() => {})
+      throw err
     }
     return stack
   }
@@ -305,34 +305,58 @@ export class ReplicaStack {
   /** Stops whatever runs, then starts every replica and nginx in front of them; resolves when all answer. */
   async start (options: StartOptions = {}): Promise<void> {
     await this.stopAll()
-    await Promise.all(Object.entries(this.ports).map(async ([id, port]) => {
-      const env = this.env({
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        INSTANCE_ID: id,
-        LOG_LEVEL: 'info',
-        AUTH_MODE: 'jwt',
-        JWT_SECRET: TEST_JWT_SECRET,
-        TRUST_PROXY: '127.0.0.1',
-        DATA_DIR: 'memory://',
-        LOGIN_RATE_LIMIT: '1000/min',
-        ...options.env,
-        ...options.perReplica?.[id]
-      })
-      // cwd is the temporary directory, so no .env of the working tree is read.
-      const proc = this.track(new Proc(`replica ${id}`, process.execPath, [serverJs], { env, cwd: this.dir }))
-      this.replicas.set(id, { id, port, proc })
-      await waitForHttp(proc, port)
-    }))
-    await this.startNginx()
+    await Promise.all(Object.keys(this.ports).map((id) => this.startReplica(id, options)))
+    await this.startNginx(options.reports)
   }
 
-  private async startNginx (): Promise<void> {
+  /**
+   * (Re)starts one replica on its port, nginx left running: a running one is
+   * stopped first (SIGTERM, so it finishes its requests in flight); resolves
+   * when the new one answers GET /health.
+   */
+  async startReplica (id: string, options: StartOptions = {}): Promise<Replica> {
+    const port = this.ports[id]
+    if (port === undefined) throw new Error(`no replica ${id}`)
+    await this.replicas.get(id)?.proc.stop()
+    const merged: Record<string, string | undefined> = {
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      INSTANCE_ID: id,
+      LOG_LEVEL: 'info',
+      AUTH_MODE: 'jwt',
+      JWT_SECRET: TEST_JWT_SECRET,
+      TRUST_PROXY: '127.0.0.1',
+      DATA_DIR: 'memory://',
+      LOGIN_RATE_LIMIT: '1000/min',
+      ...options.env,
+      ...options.perReplica?.[id]
+    }
+    const env = this.env(Object.fromEntries(Object.entries(merged).filter((entry): entry is [string, string] => entry[1] !== undefined)))
+    // cwd is the temporary directory, so no .env of the working tree is read.
+    const proc = this.track(new Proc(`replica ${id}`, process.execPath, [serverJs], { env, cwd: this.dir }))
+    const replica = { id, port, proc }
+    this.replicas.set(id, replica)
+    await waitForHttp(proc, port)
+    return replica
+  }
+
+  /**
+   * A long-running process beside the replicas (the resource service), in the
+   * temporary directory with `env` over {PATH, NODE_ENV=test, DATABASE_URL};
+   * tracked, so `destroy` kills it. Wait for it with waitForHttp.
+   */
+  startService (name: string, argv: string[], env: Record<string, string> = {}): Proc {
+    const [command, ...args] = argv
+    if (command === undefined) throw new Error('startService: empty command')
+    return this.track(new Proc(name, command, args, { env: this.env(env), cwd: this.dir }))
+  }
+
+  private async startNginx (reports?: string): Promise<void> {
     const nginx = findNginx()
     if (nginx === undefined) throw new Error('nginx is not installed: apt-get install -y nginx')
     const servers = Object.values(this.ports).map((port) => `127.0.0.1:${port}`)
     const conf = join(this.dir, 'nginx.conf')
-    await writeFile(conf, localNginxConf(readNginxConf(), `127.0.0.1:${this.lbPort}`, servers))
+    await writeFile(conf, localNginxConf(readNginxConf(), `127.0.0.1:${this.lbPort}`, servers, reports))
     // The config logs to stdout (access) and stderr (errors), which compose
     // keeps as the container log; here they are files in the temporary directory.
     const proc = this.track(new Proc('nginx', nginx, [
@@ -401,9 +425,9 @@ export async function replicaSandbox (t: { teardown(fn: () => unknown): void }, 
   const name = `tokenlab_${prefix}_${randomBytes(6).toString('hex')}`
   const url = new URL(serverUrl)
   url.pathname = `/${name}`
+  await createDatabaseAt(serverUrl, name)
   const admin = new pg.Client({ connectionString: serverUrl })
   await admin.connect()
-  await admin.query(`CREATE DATABASE ${name}`)
   const dir = await mkdtemp(join(tmpdir(), `tokenlab-${prefix}-`))
   const procs = new Set<Proc>()
   const killAll = () => { for (const p of procs) p.signal('SIGKILL') }
