@@ -57,10 +57,15 @@ export interface Login {
   response: HttpResponse
 }
 
+/** The algorithm jwt modes sign with (JWT_ALGORITHM): HS256, or EdDSA with a published key set. */
+export type Algorithm = 'HS256' | 'EdDSA'
+
 export interface CheckContext {
   client: HttpClient
   mode: Mode
   traits: ModeTraits
+  /** jwt modes: read from the login token's header; undefined in session mode. */
+  algorithm?: Algorithm | undefined
   cookieName: string
   /** The refresh cookie's name (refresh modes). */
   refreshCookieName: string
@@ -82,6 +87,8 @@ export interface Check {
   name: string
   /** The modes it applies to; every mode when absent. */
   modes?: Mode[]
+  /** The algorithms it applies to (jwt modes); any when absent. */
+  algorithms?: Algorithm[]
   run(ctx: CheckContext): Promise<void>
 }
 
@@ -570,22 +577,26 @@ export const checks: Check[] = [
     }
   },
   {
-    name: 'jwt: the cookie is an HS256 JWT with kid and the contract\'s claims',
+    name: 'jwt: the cookie is a JWT of one algorithm (HS256, or EdDSA) with kid and the contract\'s claims',
     modes: JWT_MODES,
     async run (ctx) {
       const { principal, value } = await login(ctx, ctx.account)
       const jwt = decodeJwt(value)
       if (jwt === undefined) fail('a JWT (three base64url segments, JSON header and payload)', `a cookie of ${value.length} characters`)
       const { header, payload: p } = jwt
-      if (header.alg !== 'HS256' || typeof header.kid !== 'string' || header.kid === '') fail('header alg HS256 and a kid', JSON.stringify(header))
+      const alg = ctx.algorithm ?? 'HS256'
+      if (!sameObjectKeys(header, ['alg', 'typ', 'kid']) || header.alg !== alg || header.typ !== 'JWT' || typeof header.kid !== 'string' || header.kid === '') {
+        fail(`a header of exactly alg ${alg}, typ JWT and a kid`, JSON.stringify(header))
+      }
       const claims = ['sub', 'staffId', 'username', 'role', 'iat', 'exp', 'jti', 'iss', 'aud']
       const missing = claims.filter((c) => p[c] === undefined)
       if (missing.length > 0) fail(`claims ${claims.join(', ')}`, `none for ${missing.join(', ')}`)
       const typesOk = typeof p.sub === 'string' && p.sub === String(p.staffId) && p.staffId === principal.staffId &&
         p.username === principal.username && p.role === principal.role && typeof p.jti === 'string' && p.jti !== '' &&
-        typeof p.iss === 'string' && typeof p.aud === 'string' && Number.isInteger(p.iat) && Number.isInteger(p.exp)
+        typeof p.iss === 'string' && (typeof p.aud === 'string' || (Array.isArray(p.aud) && p.aud.every((a) => typeof a === 'string'))) &&
+        Number.isInteger(p.iat) && Number.isInteger(p.exp)
       const shown = { ...p, jti: typeof p.jti === 'string' ? '…' : p.jti }
-      if (!typesOk) fail(`sub "${principal.staffId}", staffId ${principal.staffId}, username, role as the login said, string jti, iss, aud, integer iat and exp`, JSON.stringify(shown))
+      if (!typesOk) fail(`sub "${principal.staffId}", staffId ${principal.staffId}, username, role as the login said, string jti and iss, aud a string or strings, integer iat and exp`, JSON.stringify(shown))
       if (Math.abs((p.exp as number) * 1000 - Date.parse(principal.expiresAt)) > 1000) fail(`exp to be the login's expiresAt ${principal.expiresAt}`, `exp ${String(p.exp)}`)
       const extra = Object.keys(p).filter((c) => !claims.includes(c) && c !== 'sid')
       if (extra.length > 0) fail('ids only in the token', `also ${extra.join(', ')}`)

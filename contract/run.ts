@@ -138,8 +138,9 @@ async function main (argv: string[]): Promise<number> {
   const counts = { passed: 0, failed: 0, skipped: 0 }
   try {
     await runContract(options, {
-      setup ({ mode, modeReason, cookieName }) {
-        process.stdout.write(`contract checks against ${options.url}: mode ${mode} (${modeReason}), cookie ${cookieName}\n`)
+      setup ({ mode, modeReason, algorithm, cookieName }) {
+        const alg = algorithm === undefined ? '' : `, algorithm ${algorithm.name} (${algorithm.reason})`
+        process.stdout.write(`contract checks against ${options.url}: mode ${mode} (${modeReason})${alg}, cookie ${cookieName}\n`)
       },
       result ({ name, outcome, message }) {
         counts[outcome]++

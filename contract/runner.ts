@@ -1,17 +1,13 @@
 // Runs the contract checks against a running service: finds the cookie name
 // and the mode (unless given), then runs every check that applies, one at a
 // time, and reports each result with every credential it saw redacted.
-import { checks as contractChecks, CheckFailure, CheckSkipped, get, login, meUntilRefused, post, traitsOf, type Account, type Check, type CheckContext, type Mode } from './checks.js'
+import { checks as contractChecks, CheckFailure, CheckSkipped, get, login, meUntilRefused, post, traitsOf, type Account, type Algorithm, type Check, type CheckContext, type Mode } from './checks.js'
 import { decodeJwt, HttpClient, parseJson, sessionIdPattern } from './client.js'
+import { keyChecks } from './keys.js'
 import { passwordCheck, refreshChecks, sessionsChecks } from './logins.js'
 
-/**
- * Every check, in the order they run; each says which modes it applies to.
- * EdDSA (JWT_ALGORITHM=EdDSA) is not checked yet: its key-set check (GET
- * /.well-known/jwks.json against the login token's kid) goes here as its own
- * list, with its detection in detectMode below (the login token's header alg).
- */
-export const allChecks: Check[] = [...contractChecks, ...refreshChecks, ...sessionsChecks, passwordCheck]
+/** Every check, in the order they run; each says which modes (and, for jwt, which algorithms) it applies to. */
+export const allChecks: Check[] = [...contractChecks, ...keyChecks, ...refreshChecks, ...sessionsChecks, passwordCheck]
 
 export interface ContractOptions {
   url: string
@@ -41,6 +37,8 @@ export interface ContractSetup {
   mode: Mode
   /** How the mode was chosen, for the first line of output. */
   modeReason: string
+  /** jwt modes: the algorithm, and how it was told (the login token's header). */
+  algorithm?: { name: Algorithm, reason: string } | undefined
   cookieName: string
 }
 
@@ -181,8 +179,21 @@ export function contextFor (options: ContractOptions, mode: Mode, cookieName: st
   }
 }
 
-export function checksFor (mode: Mode): Check[] {
-  return allChecks.filter((c) => c.modes === undefined || c.modes.includes(mode))
+export function checksFor (mode: Mode, algorithm?: Algorithm): Check[] {
+  return allChecks.filter((c) => (c.modes === undefined || c.modes.includes(mode)) &&
+    (c.algorithms === undefined || (algorithm !== undefined && c.algorithms.includes(algorithm))))
+}
+
+/** jwt modes: the algorithm the login token's header names (HS256 when it names another: the cookie check says so). */
+async function detectAlgorithm (ctx: CheckContext): Promise<{ name: Algorithm, reason: string } | undefined> {
+  if (ctx.traits.auth !== 'jwt') return undefined
+  try {
+    const alg = decodeJwt((await login(ctx, ctx.account)).value)?.header.alg
+    if (alg === 'EdDSA' || alg === 'HS256') return { name: alg, reason: 'the login token\'s header' }
+    return { name: 'HS256', reason: `taken as HS256: the login token's header names ${JSON.stringify(alg)}` }
+  } catch (err) {
+    return { name: 'HS256', reason: `taken as HS256: cannot log in: ${(err as Error).message}` }
+  }
 }
 
 /**
@@ -218,12 +229,14 @@ export async function runContract (options: ContractOptions, report: {
   const { mode, reason } = options.mode !== undefined
     ? { mode: options.mode, reason: 'from --mode' }
     : await detectMode(probe, document)
-  report.setup?.({ mode, modeReason: redact(reason, probe.secrets), cookieName })
+  const modeContext: CheckContext = { ...probe, mode, traits: traitsOf(mode) }
+  const algorithm = await detectAlgorithm(modeContext)
+  report.setup?.({ mode, modeReason: redact(reason, probe.secrets), algorithm: algorithm && { name: algorithm.name, reason: redact(algorithm.reason, probe.secrets) }, cookieName })
 
-  const ctx: CheckContext = { ...probe, mode, traits: traitsOf(mode) }
+  const ctx: CheckContext = { ...modeContext, algorithm: algorithm?.name }
   const results: CheckResult[] = []
   try {
-    for (const check of checksFor(mode)) {
+    for (const check of checksFor(mode, algorithm?.name)) {
       let result: CheckResult
       try {
         await check.run(ctx)

@@ -309,7 +309,7 @@ t.test('a service with refresh and logins that breaks one rule fails the check f
     assertFailures(t, run, [
       ['GET /openapi.json documents every route', /expected no route that mode jwt does not offer; got POST \/refresh, GET \/sessions, DELETE \/sessions\/\{id\}, DELETE \/sessions documented$/],
       ['routes: the mode\'s routes answer 401 without a credential; other modes\' are 404 NOT_FOUND', /expected 404 NOT_FOUND for an anonymous POST \/refresh \(not a route of mode jwt\); got 401 .*"REFRESH_INVALID"/],
-      ['jwt: the cookie is an HS256 JWT with kid and the contract\'s claims', /expected no sid claim without refresh; got a sid claim$/],
+      ['jwt: the cookie is a JWT of one algorithm (HS256, or EdDSA) with kid and the contract\'s claims', /expected no sid claim without refresh; got a sid claim$/],
       ['jwt: after logout the old token works until exp, or with revocation is refused at once', /expected 200 from GET \/me for the logged-out token: without revocation an access token works until its exp; got 401 .*"TOKEN_INVALID"/]
     ])
   })
@@ -390,4 +390,51 @@ t.test('POST /password answered without its cookies: the check fails, and the pa
   const run = await runCli(['--url', url, '--mode', 'session', ...passwordAccountOption])
   assertFailures(t, run, [['password: POST /password works at once and ends the other logins (then is changed back)', /expected a new token cookie from POST \/password; got Set-Cookie for nothing$/]])
   t.equal(await loginStatus(server.app, throwaway), 200, 'the throwaway account has its password back')
+})
+
+t.test('EdDSA: the key set is checked, and an HS256 server must publish none', async (t) => {
+  const kind: DbKind = 'pglite'
+
+  await t.test('an EdDSA server passes every check, the key set\'s included', async (t) => {
+    const { url } = await listeningTokenlab(t, kind, { ...modeEnv['jwt+refresh+revocation'], JWT_ALGORITHM: 'EdDSA', LOGIN_RATE_LIMIT: '5/min' })
+    const run = await runCli(['--url', url, ...passwordAccountOption])
+    assertAllPassed(t, run, 'jwt+refresh+revocation', { passwordAccount: true })
+    t.match(run.lines[0], /\), algorithm EdDSA \(the login token's header\), cookie token$/, 'the first line names the algorithm')
+    t.ok(run.lines.some((l) => l.startsWith('PASS keys: /.well-known/jwks.json publishes')), 'the key set was checked')
+    t.ok(run.lines.some((l) => l.startsWith('PASS keys: an HS256 token keyed with the published key')), 'and the algorithm confusion refused')
+  })
+
+  await t.test('a cache in front of the key set drops its ETag', async (t) => {
+    const { url: target } = await listeningTokenlab(t, kind, { JWT_ALGORITHM: 'EdDSA' })
+    const url = await tokenlabProxy(t, target, {
+      rewriteHeaders: (req, headers) => {
+        if (req.url !== '/.well-known/jwks.json') return headers
+        const { etag: _dropped, ...rest } = headers
+        return rest
+      }
+    })
+    const run = await runCli(['--url', url])
+    assertFailures(t, run, [['keys: /.well-known/jwks.json publishes Ed25519 keys by their thumbprints, cacheable, and the login\'s token verifies with them alone', /expected an ETag on the key set; got no ETag$/]])
+  })
+
+  await t.test('a proxy serves a key set of its own', async (t) => {
+    const { url: target } = await listeningTokenlab(t, kind, { JWT_ALGORITHM: 'EdDSA' })
+    const url = await tokenlabProxy(t, target, {
+      rewriteBody: (req, body) => req.url === '/.well-known/jwks.json'
+        ? body.replace(/"x":"([A-Za-z0-9_-])/, (_m, c: string) => `"x":"${c === 'A' ? 'B' : 'A'}`)
+        : undefined
+    })
+    const run = await runCli(['--url', url])
+    assertFailures(t, run, [['keys: /.well-known/jwks.json publishes Ed25519 keys by their thumbprints, cacheable, and the login\'s token verifies with them alone', /expected kid [A-Za-z0-9_-]{43}, the RFC 7638 thumbprint of x; got kid "[A-Za-z0-9_-]{43}"$/]])
+  })
+
+  await t.test('an HS256 server behind a proxy that publishes a key set', async (t) => {
+    const { url: target } = await listeningTokenlab(t, kind, {})
+    const url = await tokenlabProxy(t, target, {
+      intercept: (req) => req.url === '/.well-known/jwks.json' ? { status: 200, body: { keys: [] } } : undefined
+    })
+    const run = await runCli(['--url', url])
+    t.match(run.lines[0], /\), algorithm HS256 \(the login token's header\), cookie token$/)
+    assertFailures(t, run, [['keys: with HS256 nothing is published: /.well-known/jwks.json is 404 NOT_FOUND', /expected 404 NOT_FOUND for GET \/\.well-known\/jwks\.json \(a secret is never published\); got 200/]])
+  })
 })
