@@ -20,6 +20,8 @@ const el = {
   password: $('password'),
   sessionSection: $('session-section'),
   whoami: $('whoami'),
+  elsewhereSection: $('elsewhere-section'),
+  elsewhereStatus: $('elsewhere-status'),
   logoutButton: $('logout-button'),
   loginsSection: $('logins-section'),
   loginsStatus: $('logins-status'),
@@ -265,6 +267,28 @@ async function endLogin (loginId, current) {
   if (me !== null) await loadLogins()
 }
 
+/**
+ * The resource service (the Compose stack routes /whoami to it, on this
+ * origin so the browser sends it the same cookie) checks the token by
+ * tokenlab's public key set alone. Served by tokenlab alone (npm start),
+ * /whoami is 404: the section says what would show it.
+ */
+async function showVerifiedElsewhere () {
+  const result = await api('GET', '/whoami')
+  if (me === null) return // logged out meanwhile
+  el.elsewhereSection.hidden = false
+  if (result.ok) {
+    const who = result.data
+    setStatus(el.elsewhereStatus, `The resource service accepted this login: ${who.username} (staff ${who.staffId}, role ${who.role}), verified by public key.`)
+  } else if (result.status === 404) {
+    setStatus(el.elsewhereStatus, 'No resource service on this origin: run the Compose stack (docker compose up) to see a second service verify this login by public key.')
+  } else if (result.status === 401) {
+    setStatus(el.elsewhereStatus, `The resource service refused this login's token (${result.error.code ?? 401}): it trusts EdDSA tokens that name its audience only (JWT_ALGORITHM=EdDSA, JWT_AUDIENCE listing it).`, 'error')
+  } else {
+    setStatus(el.elsewhereStatus, `The resource service answered ${result.status}: ${explain(result)}`, 'error')
+  }
+}
+
 function showLoggedIn (principal) {
   me = principal
   el.app.dataset.state = 'logged-in'
@@ -278,7 +302,7 @@ function showLoggedIn (principal) {
   if (staffNames.size > 0) setStatus(el.staffStatus, '')
   setStaffButtons()
   showCookie()
-  return Promise.all([showExperiments(principal.staffId), loadLogins()])
+  return Promise.all([showExperiments(principal.staffId), loadLogins(), showVerifiedElsewhere()])
 }
 
 function showLoggedOut (message) {
@@ -293,6 +317,8 @@ function showLoggedOut (message) {
   el.expBody.replaceChildren()
   setStatus(el.expStatus, '')
   el.whoami.textContent = ''
+  el.elsewhereSection.hidden = true
+  setStatus(el.elsewhereStatus, '')
   el.loginSection.hidden = false
   setStatus(el.loginError, message ?? '', 'error')
   if (staffNames.size > 0) setStatus(el.staffStatus, 'Log in to see experiments.')

@@ -133,6 +133,8 @@ t.test('the demo page in Chromium', { skip }, async (t) => {
         t.equal(await page.getAttribute('#app', 'data-state'), 'logged-in')
         t.notOk(await byId('login-section').isVisible(), 'the form is gone')
         t.match(await byId('whoami').textContent(), /linda\.m \(staff 3, role user\)/)
+        await page.waitForFunction(() => document.getElementById('elsewhere-status')?.textContent !== '')
+        t.match(await byId('elsewhere-status').textContent(), /^No resource service on this origin: run the Compose stack/, 'tokenlab alone: no second service to verify the login')
         const ids = await page.locator('#exp-body tr td:first-child').allTextContents()
         t.same(ids, ['3', '4', '10', '17'])
         t.match(await byId('exp-status').textContent(), /^4 experiments$/)
@@ -197,8 +199,9 @@ t.test('the demo page in Chromium', { skip }, async (t) => {
       t.test('nothing went wrong along the way', async (t) => {
         t.same(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations), [], 'no CSP violation after the reload')
         t.same(log.console.filter((m) => /content security policy/i.test(m)), [], 'no CSP complaint')
-        // The only console noise allowed is Chromium reporting the error statuses the flow provokes.
-        t.same(log.console.filter((m) => !/^Failed to load resource: the server responded with a status of (401|403|429|503)\b/.test(m)), [], 'no other console error')
+        // The only console noise allowed is Chromium reporting the error statuses the flow provokes
+        // (404: /whoami, with no resource service on this origin).
+        t.same(log.console.filter((m) => !/^Failed to load resource: the server responded with a status of (401|403|404|429|503)\b/.test(m)), [], 'no other console error')
         t.same(log.pageErrors, [], 'no script error')
         t.same(log.offSite, [], 'no request left the origin')
       })
