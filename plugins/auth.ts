@@ -114,8 +114,8 @@ export default fp(async function auth (app) {
   }
 
   const unauthenticated = Object.freeze(new AppError(401, 'UNAUTHENTICATED', 'log in first: no token or session presented'))
-  const cookieRefused = { fields: { audit: 'credential_refused', from: 'cookie' }, message: 'credential refused' } as const
-  const bearerRefused = { fields: { audit: 'credential_refused', from: 'bearer' }, message: 'credential refused' } as const
+  const cookieRefused = Object.freeze({ audit: 'credential_refused', from: 'cookie' })
+  const bearerRefused = Object.freeze({ audit: 'credential_refused', from: 'bearer' })
 
   /** The verdict on a presented credential (or its absence): the principal, or the 401 answered here. */
   function conclude (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void, credential: PresentedCredential | undefined, started: number, outcome: Principal | AppError): void {
@@ -131,13 +131,13 @@ export default fp(async function auth (app) {
     }
     // With refresh an expired access cookie stays: it still names the login for POST /logout.
     const keep = strategy.keepsExpiredCookie && outcome.code === 'TOKEN_EXPIRED'
-    // One log line per refusal, carrying the audit event.
+    // The request's one log line carries the audit event.
     refuse(request, reply, {
       statusCode: outcome.statusCode,
       code: outcome.code,
       message: outcome.message,
       clearsCookie: credential.from === 'cookie' && !keep,
-      logLine: credential.from === 'cookie' ? cookieRefused : bearerRefused
+      audit: credential.from === 'cookie' ? cookieRefused : bearerRefused
     })
   }
 

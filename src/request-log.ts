@@ -14,6 +14,8 @@ import { levels } from 'pino'
 export interface Refusal {
   readonly code: string
   readonly reason: string
+  /** An audit event's fields (a refused credential's), written in the request's own line. */
+  readonly [field: string]: unknown
 }
 
 export class OneLinePerRequest extends LogController {
@@ -30,7 +32,7 @@ export class OneLinePerRequest extends LogController {
     if (!this.writesInfo) return
     // The connection closed before the answer was sent: no 'finish', so no requestCompleted.
     reply.raw.once('close', () => {
-      if (!reply.sent) request.log.info({ req: request }, 'request aborted')
+      if (!reply.sent) request.log.info({ req: request, ...request.refusal }, 'request aborted')
     })
   }
 
