@@ -19,6 +19,8 @@ export const configSchema = Type.Object({
   // Prometheus metrics on a port of their own, on HOST; unset: no metrics at all.
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  // off: each log line is written before the request goes on; on: buffered while a write is in flight (flushed at exit, lost on a kill).
+  LOG_ASYNC: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off' }),
   AUTH_MODE: Type.Union([Type.Literal('jwt'), Type.Literal('session')], { default: 'jwt' }),
   // HS256 (a shared secret) or EdDSA (Ed25519 key pairs, published as a key set): one kind of key at a time.
   JWT_ALGORITHM: Type.Union([Type.Literal('HS256'), Type.Literal('EdDSA')], { default: 'HS256' }),
