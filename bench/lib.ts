@@ -3,6 +3,7 @@
 // every one of them on exit, error or Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { closeSync, openSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -200,14 +201,15 @@ const appVariables = Object.keys(configSchema.properties)
 /** One secret per run: every strategy's server signs with the same key. */
 export const benchSecret = randomBytes(32).toString('base64url')
 
+/** tokenlab as deployed (production, logging every request at info), on the bench's database; EdDSA servers get their key file in `extra`. */
 export function serverEnv (database: BenchDatabase, extra: Record<string, string> = {}): Record<string, string> {
   return {
     NODE_ENV: 'production',
     COOKIE_SECURE: 'false',
     HOST: '127.0.0.1',
     PORT: '0',
-    LOG_LEVEL: 'warn',
-    JWT_SECRET: benchSecret,
+    LOG_LEVEL: 'info',
+    ...(extra.JWT_ALGORITHM === 'EdDSA' ? {} : { JWT_SECRET: benchSecret }),
     LOGIN_RATE_LIMIT: '100000/min',
     ...database.env,
     ...extra
@@ -225,15 +227,22 @@ function childEnv (vars: Record<string, string>): NodeJS.ProcessEnv {
  * the README-style peer), waits for its port and GET /health.
  */
 export async function startServer (label: string, vars: Record<string, string>, nodeArgs: string[] = [], script = 'bench/server.ts'): Promise<BenchServer> {
-  const child = track(spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
-    cwd: root,
-    env: childEnv(vars),
-    stdio: ['ignore', 'pipe', 'inherit']
-  }))
+  // The servers log every request (tokenlab and the careful peer at info, as
+  // deployed) to stdout, which goes to /dev/null: each line is still put
+  // together and written, as for a container's log driver, but no process
+  // on these two cores reads it (a reader here would take CPU from one
+  // side of a comparison only). The listening line and any crash come on stderr.
+  const devNull = openSync('/dev/null', 'w')
+  let child: ChildProcess
+  try {
+    child = track(spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], { cwd: root, env: childEnv(vars), stdio: ['ignore', devNull, 'pipe'] }))
+  } finally {
+    closeSync(devNull)
+  }
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${label} server did not start within 60 s`)), 60_000)
     child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`${label} server exited (${code ?? signal}) before listening`)) })
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
       if (line.startsWith('{"listening":')) {
         clearTimeout(timer)
         resolve((JSON.parse(line) as { listening: number }).listening)

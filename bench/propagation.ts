@@ -70,6 +70,7 @@
 //   DATABASE_URL=postgres://... npm run bench:propagation
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { propagationResultsFile, updatePropagationRegions } from './report.js'
 import os from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -647,6 +648,16 @@ async function main (): Promise<number> {
   await mkdir(dir, { recursive: true })
   await writeFile(join(dir, 'propagation.json'), JSON.stringify(results, null, 2) + '\n')
   log('wrote bench/results/propagation.json')
+  if (process.argv.includes('--write-docs')) {
+    const regions = {
+      'propagation-run': `Measured ${results.date.slice(0, 16).replace('T', ' ')} UTC, ${results.machine.cores} × ${results.machine.cpuModel}, Node ${results.machine.node}, ${results.machine.databaseVersion.split(' ').slice(0, 2).join(' ')}; load average ${loadAtStart} at the start, ${loadAtEnd} at the end. Reproduce: \`DATABASE_URL=postgres://… npm run bench:propagation\` (${Math.round(results.elapsedSeconds / 60)} minutes).`,
+      propagation: [...tableLines(rows), ...(rows.some((r) => r.mode.resource === true) ? ['', defaults.text] : [])].join('\n'),
+      fanout: fanoutLines(fanouts).join('\n')
+    }
+    await writeFile(propagationResultsFile, JSON.stringify({ ...results, rows: results.rows.map(({ windows: _w, samples: _s, ...row }) => row), fanout: results.fanout.map(({ windows: _w, ...f }) => f), regions }, null, 2) + '\n')
+    await updatePropagationRegions(regions)
+    log('wrote docs/propagation-results.json and the propagation regions of docs/comparison.md')
+  }
   return failures > 0 ? 2 : 0
 }
 

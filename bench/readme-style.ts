@@ -6,7 +6,7 @@
 // issuer, audience, claim or key checks, no revocation. GET /me answers with
 // tokenlab's response schema, so both serialise the same body. GET /bench/stats
 // has bench/server.ts's shape (no database: 0 queries) for bench/drive.ts.
-// Prints `{"listening":<port>}` once it accepts connections (PORT=0 by default).
+// Prints `{"listening":<port>}` on stderr once it accepts connections (PORT=0 by default).
 //
 // README_STYLE_EQUIPPED=1 gives it what tokenlab spends on every request
 // besides authentication, done the plain Fastify way: a pino logger at warn
@@ -64,4 +64,4 @@ app.get('/bench/stats', async () => {
 closeWithGrace({ delay: 5_000 }, async () => { await app.close() })
 
 const address = await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 0) })
-process.stdout.write(JSON.stringify({ listening: Number(new URL(address).port) }) + '\n')
+process.stderr.write(JSON.stringify({ listening: Number(new URL(address).port) }) + '\n')

@@ -10,7 +10,7 @@
 //                         during a login storm); `?gc=1` first runs a full
 //                         garbage collection when node runs with --expose-gc
 //                         (the soak's leak check)
-// Prints one line `{"listening":<port>}` on stdout once it accepts connections
+// Prints one line `{"listening":<port>}` on stderr once it accepts connections
 // (PORT=0 picks a free port).
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import closeWithGrace from 'close-with-grace'
@@ -54,4 +54,4 @@ closeWithGrace({ delay: 5_000 }, async ({ err }) => {
 
 await app.listen({ host: app.config.HOST, port: app.config.PORT })
 const address = app.server.address()
-process.stdout.write(JSON.stringify({ listening: typeof address === 'object' && address !== null ? address.port : app.config.PORT }) + '\n')
+process.stderr.write(JSON.stringify({ listening: typeof address === 'object' && address !== null ? address.port : app.config.PORT }) + '\n')
