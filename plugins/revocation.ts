@@ -281,9 +281,9 @@ export default fp<RevocationPluginOptions>(async function revocation (app: Fasti
       // 5 s ahead). When a burst of changes for one person has used that up,
       // this one waits for the clock: at most a second per change, instead
       // of leaving a token issued between the last two alive.
-      const previous = memory.validAfter(staffId)
-      const waitMs = previous === undefined ? 0 : (previous - 3) * 1000 - Date.now()
-      if (waitMs > 0) await sleep(waitMs)
+      // (A loop: a timer may fire a millisecond early, still in the last second.)
+      const earliest = (memory.validAfter(staffId) ?? 0) - 3
+      while (nowSeconds() < earliest) await sleep(earliest * 1000 - Date.now() + 1)
       // Tokens carry iat in whole seconds: the next second, so one issued in this second is refused too.
       const validAfter = nowSeconds() + 1
       const saved = await app.queries.revokeStaff(staffId, validAfter, validAfter + lifetime, REVOCATION_CHANNEL)
