@@ -172,11 +172,13 @@ export async function createJwtStrategy (app: FastifyInstance): Promise<AuthStra
   /**
    * Tokens the memory does not hold, verified together once per turn of the
    * event loop (setImmediate) rather than one by one as each request is
-   * parsed: the library's verification and the HMAC or Ed25519 code then run
-   * back to back, with their code and data in the CPU's caches, and a refused
-   * token's exceptions are thrown from a shallow stack. Measured on the bench's
-   * many-users and forged workloads (docs/comparison.md): about half as much
-   * again of each, for a request latency of at most one turn of the loop.
+   * parsed. Inside the server one verification had cost twice what it costs
+   * in a loop (a forged token's, with its exceptions, four times); verified
+   * back to back, most likely with the library's code and data still in the
+   * CPU's caches, a verification costs about what it does in the loop: the
+   * many-users and forged workloads ran about half as much again (measured
+   * in paired runs; docs/comparison.md). The price is a request latency of at
+   * most one turn of the loop.
    */
   let waiting: Array<{ token: string, settle: (outcome: Principal | AppError | Promise<Principal | AppError>) => void }> = []
   function verifyWaiting (): void {
