@@ -49,6 +49,8 @@ export const configSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   // The revocation listener's own connection, straight to Postgres when DATABASE_URL goes through a transaction pooler.
   DATABASE_LISTEN_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  // Each replica's bound on pooled connections: replicas × (this + 1 listener) must fit Postgres's max_connections.
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
   // off: unnamed statements and no startup options, for a pooler without prepared-statement support.
   DATABASE_PREPARED_STATEMENTS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),

@@ -5,6 +5,7 @@
 // counting hook is registered.
 import { createHmac, randomBytes } from 'node:crypto'
 import { readdir, readFile, readlink } from 'node:fs/promises'
+import pg from 'pg'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../src/config.js'
 import { dbKinds, testApp, testDatabase, TEST_SECRET, type DbKind } from './helpers.js'
@@ -310,4 +311,43 @@ t.test('METRICS_PORT: 1 to 65535, not the API port', async (t) => {
   t.throws(config({ METRICS_PORT: '3000' }), /^METRICS_PORT: must differ from PORT/)
   t.throws(config({ METRICS_PORT: '0' }), /^METRICS_PORT: /)
   t.throws(config({ METRICS_PORT: 'yes' }), /^METRICS_PORT: /)
+})
+
+t.test('DATABASE_POOL_SIZE bounds each process\'s connections: 2 serve 60 requests at once, and Postgres never sees a third', { skip: dbKinds.includes('postgres') ? false : 'needs DATABASE_URL' }, async (t) => {
+  const testDb = await testDatabase(t, 'postgres')
+  const metricsPort = await freePort()
+  // Named, so that the test's own connections (migrations, this monitor) are not counted.
+  const serverUrl = new URL(testDb.url!)
+  serverUrl.searchParams.set('application_name', 'pool-size-test')
+  const server = await startServer({ NODE_ENV: 'test', LOG_LEVEL: 'warn', JWT_SECRET: TEST_SECRET, DATABASE_URL: serverUrl.href, DATABASE_POOL_SIZE: '2', METRICS_PORT: String(metricsPort), LOGIN_RATE_LIMIT: '1000/min' }, 60_000)
+  t.teardown(() => server.stop('SIGKILL'))
+  const monitor = new pg.Client({ connectionString: testDb.url })
+  await monitor.connect()
+  t.teardown(() => monitor.end())
+  const database = new URL(testDb.url!).pathname.slice(1)
+  let most = 0
+  let sampling = true
+  const sampler = (async () => {
+    while (sampling) {
+      const { rows } = await monitor.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = $2', [database, 'pool-size-test'])
+      most = Math.max(most, rows[0]!.n)
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  })()
+  const linda = await login(server, 'linda.m', 'linda.m-0680')
+  const cookie = `token=${linda.cookies.token!}`
+  const statuses = await Promise.all(Array.from({ length: 60 }, (_, i) => call(server, 'GET', i % 2 === 0 ? '/exp/3' : '/staff', { cookie }).then((a) => a.status)))
+  sampling = false
+  await sampler
+  t.same([...new Set(statuses)], [200], 'every request answered 200')
+  t.equal(most, 2, `Postgres saw at most 2 connections from the process, and it used both (most seen: ${most})`)
+  const s = await scrape(metricsPort)
+  t.equal(s.value('tokenlab_db_pool_max_connections'), 2, 'the metrics show the bound')
+})
+
+t.test('DATABASE_POOL_SIZE: 1 to 100', async (t) => {
+  const config = (data: Record<string, unknown>) => () => loadConfig({ data, fromEnvironment: false })
+  t.equal(config({})().DATABASE_POOL_SIZE, 10, '10 by default')
+  t.equal(config({ DATABASE_POOL_SIZE: '3' })().DATABASE_POOL_SIZE, 3)
+  for (const bad of ['0', '101', '2.5', 'ten']) t.throws(config({ DATABASE_POOL_SIZE: bad }), /^DATABASE_POOL_SIZE: /, `${bad} is refused`)
 })

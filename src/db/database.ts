@@ -147,10 +147,11 @@ export interface DatabaseOptions {
 }
 
 /** The database settings of the configuration, as openDatabase takes them. */
-export function databaseOptions (config: Pick<Config, 'DATABASE_URL' | 'DATABASE_LISTEN_URL' | 'DATABASE_PREPARED_STATEMENTS' | 'DATA_DIR'>): DatabaseOptions {
+export function databaseOptions (config: Pick<Config, 'DATABASE_URL' | 'DATABASE_LISTEN_URL' | 'DATABASE_POOL_SIZE' | 'DATABASE_PREPARED_STATEMENTS' | 'DATA_DIR'>): DatabaseOptions {
   return {
     url: config.DATABASE_URL,
     listenUrl: config.DATABASE_LISTEN_URL,
+    poolSize: config.DATABASE_POOL_SIZE,
     preparedStatements: config.DATABASE_PREPARED_STATEMENTS === 'on',
     dataDir: config.DATA_DIR
   }
