@@ -326,9 +326,9 @@ t.test('DATABASE_POOL_SIZE bounds each process\'s connections: 2 serve 60 reques
   t.teardown(() => monitor.end())
   const database = new URL(testDb.url!).pathname.slice(1)
   let most = 0
-  let sampling = true
+  const sampling = { on: true }
   const sampler = (async () => {
-    while (sampling) {
+    while (sampling.on) {
       const { rows } = await monitor.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = $2', [database, 'pool-size-test'])
       most = Math.max(most, rows[0]!.n)
       await new Promise((resolve) => setTimeout(resolve, 5))
@@ -337,7 +337,7 @@ t.test('DATABASE_POOL_SIZE bounds each process\'s connections: 2 serve 60 reques
   const linda = await login(server, 'linda.m', 'linda.m-0680')
   const cookie = `token=${linda.cookies.token!}`
   const statuses = await Promise.all(Array.from({ length: 60 }, (_, i) => call(server, 'GET', i % 2 === 0 ? '/exp/3' : '/staff', { cookie }).then((a) => a.status)))
-  sampling = false
+  sampling.on = false
   await sampler
   t.same([...new Set(statuses)], [200], 'every request answered 200')
   t.equal(most, 2, `Postgres saw at most 2 connections from the process, and it used both (most seen: ${most})`)
