@@ -324,3 +324,9 @@ export function median (values: number[]): number {
 }
 
 export const MiB = 1024 * 1024
+
+/** The argument after argv[index], unless it is missing or another option (`--render --write-docs`). */
+export function fileArgument (index: number): string | undefined {
+  const next = process.argv[index + 1]
+  return next === undefined || next.startsWith('--') ? undefined : next
+}

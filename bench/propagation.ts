@@ -70,7 +70,7 @@
 //   DATABASE_URL=postgres://... npm run bench:propagation
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { propagationResultsFile, updatePropagationRegions } from './report.js'
+import { propagationResultsFile, writeRegions } from './report.js'
 import os from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -655,8 +655,8 @@ async function main (): Promise<number> {
       fanout: fanoutLines(fanouts).join('\n')
     }
     await writeFile(propagationResultsFile, JSON.stringify({ ...results, rows: results.rows.map(({ windows: _w, samples: _s, ...row }) => row), fanout: results.fanout.map(({ windows: _w, ...f }) => f), regions }, null, 2) + '\n')
-    await updatePropagationRegions(regions)
-    log('wrote docs/propagation-results.json and the propagation regions of docs/comparison.md')
+    await writeRegions(regions)
+    log('wrote docs/propagation-results.json and its regions of docs/comparison.md and docs/scaling.md')
   }
   return failures > 0 ? 2 : 0
 }

@@ -101,7 +101,6 @@ export interface BenchResults {
 
 interface ResourceCell { reqPerSec: number, p99: number, cpuMicrosPerRequest: number }
 
-export const comparisonPage = fileURLToPath(new URL('../docs/comparison.md', import.meta.url))
 export const resultsFile = fileURLToPath(new URL('../docs/bench-results.json', import.meta.url))
 
 const fmt = (n: number, digits = 0): string => Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
@@ -122,7 +121,7 @@ export function runLine (r: BenchResults): string {
   return `Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC on ${m.cores} × ${m.cpuModel} (${m.memoryGiB} GiB, a shared VM), Node ${m.node}, ${m.database} (${m.databaseVersion.split(' ').slice(0, 2).join(' ')}); ${r.settings.staff} staff, ${r.settings.experiments} experiments; ${r.settings.connections} connections. Reproduce: \`${r.command}\` (${fmt(r.elapsedSeconds / 60, 0)} minutes).`
 }
 
-/** Each generated region of docs/comparison.md, by name. */
+/** Each region a bench run writes (docs/comparison.md's, and docs/scaling.md's per-core table), by name. */
 export function renderTables (r: BenchResults): Record<string, string> {
   const many = `${thousands(r.settings.manyUsers)} users' tokens`
   // Each pair's own windows: the careful user's peer and tokenlab both log
@@ -184,7 +183,20 @@ export function renderTables (r: BenchResults): Record<string, string> {
     r.targets.map((t) => [t.name, fmt(t.value, t.name.includes('(ms)') ? 1 : 2), t.target, t.verdict + (t.note !== undefined ? ` (${t.note})` : '')])
   )
 
-  return { run: runLine(r), peers, modes, eddsa, logging, memory, targets }
+  // What one core does, from the CPU a request cost at full load: the API
+  // server's (every thread, argon2's included) and the Postgres server's.
+  const perCore = table(
+    ['route', 'mode', 'API CPU µs / request', 'req/s per API core', 'Postgres CPU µs / request', 'req/s per Postgres core'],
+    ['---', '---', '---:', '---:', '---:', '---:'],
+    modeRoutes.flatMap(([route, label]) => (['jwt', 'revocation', 'session'] as Strategy[]).flatMap((strategy) => {
+      const c = cellOf(r, strategy, route)
+      if (c === undefined) return []
+      const perPostgresCore = c.dbCpuMicrosPerRequest > 0 ? thousands(1e6 / c.dbCpuMicrosPerRequest) : 'no Postgres work'
+      return [[label, strategy === 'revocation' ? 'jwt + revocation' : strategy, fmt(c.cpuMicrosPerRequest), thousands(1e6 / c.cpuMicrosPerRequest), fmt(c.dbCpuMicrosPerRequest), perPostgresCore]]
+    }))
+  )
+
+  return { run: runLine(r), peers, modes, eddsa, logging, memory, targets, 'per-core-run': runLine(r), 'per-core': perCore }
 }
 
 /** The whole report of a run: bench/results/latest.md, and what `npm run bench` prints. */
@@ -214,30 +226,34 @@ export function renderReport (r: BenchResults): string {
 
 const region = (name: string) => new RegExp(`(<!-- bench:${name} -->\\n)[\\s\\S]*?(\\n<!-- /bench:${name} -->)`)
 
-/** The page with each named region's text replaced; a region the page lacks is an error. */
+/** The pages whose `<!-- bench:NAME -->` regions the benchmarks write. */
+export const docsPages = ['docs/comparison.md', 'docs/scaling.md']
+
+/** The page with each region it holds replaced by that region's text; regions it does not hold are left for other pages. */
 export function fillNamedRegions (page: string, regions: Record<string, string>): string {
   let out = page
-  for (const [name, text] of Object.entries(regions)) {
-    const pattern = region(name)
-    if (!pattern.test(out)) throw new Error(`docs/comparison.md has no <!-- bench:${name} --> region`)
-    out = out.replace(pattern, (_, open: string, close: string) => `${open}${text}${close}`)
-  }
+  for (const [name, text] of Object.entries(regions)) out = out.replace(region(name), (_, open: string, close: string) => `${open}${text}${close}`)
   return out
 }
 
-/** The page with every region `npm run bench` owns replaced by this run's tables. */
-export const fillRegions = (page: string, r: BenchResults): string => fillNamedRegions(page, renderTables(r))
+/** Names of the regions no page of `pages` holds: a renamed or lost region, which a run must not silently skip. */
+export function unplacedRegions (pages: string[], regions: Record<string, string>): string[] {
+  return Object.keys(regions).filter((name) => !pages.some((page) => region(name).test(page)))
+}
 
-export async function updateComparisonPage (r: BenchResults): Promise<void> {
-  await writeFile(comparisonPage, fillRegions(await readFile(comparisonPage, 'utf8'), r))
+/** Writes each region into every docs page that holds it; a region no page holds is an error. */
+export async function writeRegions (regions: Record<string, string>): Promise<void> {
+  const files = docsPages.map((page) => fileURLToPath(new URL(`../${page}`, import.meta.url)))
+  const pages = await Promise.all(files.map((file) => readFile(file, 'utf8')))
+  const missing = unplacedRegions(pages, regions)
+  if (missing.length > 0) throw new Error(`no page of ${docsPages.join(', ')} has the region(s) ${missing.map((name) => `<!-- bench:${name} -->`).join(', ')}`)
+  await Promise.all(files.map((file, i) => writeFile(file, fillNamedRegions(pages[i]!, regions))))
 }
 
 /**
- * The regions `npm run bench:propagation -- --write-docs` owns, as it
- * printed them; docs/propagation-results.json keeps them beside the run's
- * figures, and test/docs.test.ts checks the page holds them.
+ * Where each run's regions are kept beside its figures: test/docs.test.ts
+ * renders the bench's again from its results, and checks the pages hold the
+ * regions the other runs printed.
  */
 export const propagationResultsFile = fileURLToPath(new URL('../docs/propagation-results.json', import.meta.url))
-export async function updatePropagationRegions (regions: Record<string, string>): Promise<void> {
-  await writeFile(comparisonPage, fillNamedRegions(await readFile(comparisonPage, 'utf8'), regions))
-}
+export const scalingResultsFile = fileURLToPath(new URL('../docs/scaling-results.json', import.meta.url))

@@ -2,8 +2,10 @@
 // what a user would write instead, plus EdDSA against HS256, the resource
 // service, the metrics port's cost and an event-loop check during a login
 // storm. `npm run bench -- --write-docs` also rewrites the generated tables of
-// docs/comparison.md (bench/report.ts), docs/bench-results.json and
-// docs/comparison.svg from this run.
+// docs/comparison.md and docs/scaling.md (bench/report.ts),
+// docs/bench-results.json and docs/comparison.svg from this run;
+// `--render [FILE]` prints (and with --write-docs writes) a saved run's
+// report again (bench/results/latest.json by default), measuring nothing.
 //
 // Servers, one process each, tokenlab as deployed (NODE_ENV=production,
 // LOG_LEVEL=info, every request logged):
@@ -68,7 +70,7 @@
 // reported as FAIL, not an error), 2 when some response was not the expected
 // one, 1 on an error.
 import { createPublicKey, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { createSigner } from 'fast-jwt'
@@ -76,11 +78,11 @@ import { headerSegment, keyId, thumbprint } from '../src/auth/token-keys.js'
 import { configSchema } from '../src/config.js'
 import { groupedBarChart } from './chart.js'
 import {
-  benchDatabase, benchSecret, benchUser, drive, envNumber, log, login, median, MiB, onCleanup, root, runMain, serverEnv, startServer,
+  benchDatabase, benchSecret, benchUser, drive, envNumber, fileArgument, log, login, median, MiB, onCleanup, root, runMain, serverEnv, startServer,
   type BenchDatabase, type BenchServer
 } from './lib.js'
 import type { Job, JobResult, Step, StepResult } from './plan.js'
-import { renderReport, updateComparisonPage, type BenchResults, type Cell, type PairSummary, type Strategy, type Route, type Target } from './report.js'
+import { renderReport, renderTables, writeRegions, type BenchResults, type Cell, type PairSummary, type Strategy, type Route, type Target } from './report.js'
 
 type RoundServer = 'readme' | 'careful' | 'jwt' | 'revocation' | 'session'
 type PairedServer = 'readme' | 'careful' | 'revocation' | 'session' | 'eddsa' | 'metrics' | 'logAsync'
@@ -599,6 +601,16 @@ function summarise (all: Measurement[]): Cell[] {
 const problems: string[] = []
 
 async function main (): Promise<number> {
+  const renderIndex = process.argv.indexOf('--render')
+  if (renderIndex !== -1) {
+    // A saved run's report again (and its docs, with --write-docs), measuring nothing.
+    const file = fileArgument(renderIndex) ?? join(resultsDirectory, 'latest.json')
+    // latest.json also keeps every window; docs/bench-results.json keeps the summary only.
+    const { measurements: _measurements, sidePairs: _sidePairs, inner: _inner, ...saved } = JSON.parse(await readFile(file, 'utf8')) as BenchResults & Record<'measurements' | 'sidePairs' | 'inner', unknown>
+    process.stdout.write(renderReport(saved))
+    if (writeDocs) await writeDocsFrom(saved)
+    return 0
+  }
   const started = Date.now()
   const cpus = os.cpus()
   log(`tokenlab bench: ${settings.rounds} round(s) × ${settings.duration} s per measurement, ${settings.connections} connections for reads`)
@@ -693,7 +705,7 @@ async function main (): Promise<number> {
 
   const report = renderReport(results)
   const svg = chart(results)
-  const resultsDir = join(root, 'bench', 'results')
+  const resultsDir = resultsDirectory
   await mkdir(resultsDir, { recursive: true })
   const json = JSON.stringify({ ...results, measurements: all, sidePairs, inner }, null, 2) + '\n'
   const stamp = results.date.replace(/[:.]/g, '-')
@@ -703,14 +715,21 @@ async function main (): Promise<number> {
   await writeFile(join(resultsDir, 'latest.svg'), svg)
   const written = ['bench/results/latest.json', 'bench/results/latest.md', 'bench/results/latest.svg']
   if (writeDocs) {
-    await writeFile(join(root, 'docs', 'bench-results.json'), JSON.stringify(results, null, 2) + '\n')
-    await writeFile(join(root, 'docs', 'comparison.svg'), svg)
-    await updateComparisonPage(results)
-    written.push('docs/bench-results.json', 'docs/comparison.svg', 'docs/comparison.md (its generated tables)')
+    await writeDocsFrom(results)
+    written.push('docs/bench-results.json', 'docs/comparison.svg', 'the generated tables of docs/comparison.md and docs/scaling.md')
   }
   process.stdout.write(report)
   log(`wrote ${written.join(', ')}${writeDocs ? '' : ' (docs only with --write-docs)'}`)
   return problems.length > 0 ? 2 : 0
+}
+
+const resultsDirectory = join(root, 'bench', 'results')
+
+/** docs/bench-results.json, the chart and the pages' generated tables, from one run's results. */
+async function writeDocsFrom (results: BenchResults): Promise<void> {
+  await writeFile(join(root, 'docs', 'bench-results.json'), JSON.stringify(results, null, 2) + '\n')
+  await writeFile(join(root, 'docs', 'comparison.svg'), chart(results))
+  await writeRegions(renderTables(results))
 }
 
 /** req/s by route and server, log scale. */

@@ -3,7 +3,10 @@
 // database on it, dropped after).
 //
 // 1. Work per request, per mode (jwt, jwt + revocation, jwt + refresh,
-//    session), for GET /me (one user's token), GET /exp/:id?limit=20,
+//    session), for GET /me (one user's token; in session mode also many
+//    users' sessions in turn: the requests that arrive together share one
+//    lookup query whoever's sessions they carry, and this shows it),
+//    GET /exp/:id?limit=20,
 //    POST /login, POST /refresh (refresh mode) and POST /logout: one bench
 //    server (bench/server.ts, as deployed) at a time, each route at a fixed
 //    moderate rate (autocannon's overallRate, bench/drive.ts), a warm-up of
@@ -17,7 +20,8 @@
 //    and during a short full-speed burst of GET /exp (50 connections), each
 //    backend attributed to the replica by its client port (the replica's
 //    sockets, from /proc/<pid>/fd and /proc/net/tcp): the pool's connections
-//    (at most 10) and, with revocation, the listener's one.
+//    (at most DATABASE_POOL_SIZE, 10 by default as here) and, with
+//    revocation, the listener's one.
 // 3. What one revocation costs Postgres, with 1, 4 and 8 listening replicas
 //    (jwt + revocation): a burst of logouts on replica A, waited for until
 //    every replica refuses the last token; per logout: Postgres CPU (all
@@ -29,9 +33,12 @@
 //    requests one Postgres core serves, the replicas that makes (with
 //    revocation, each logout also costs every listening replica's listener
 //    backend), and the replicas Postgres's max_connections allows.
-// Prints the tables (markdown) and writes bench/results/scaling.json.
+// Prints the tables (markdown) and writes bench/results/scaling.json; with
+// --write-docs also docs/scaling.md's `<!-- bench:scaling-… -->` regions and
+// docs/scaling-results.json. `--render [FILE]` prints (and with --write-docs
+// writes) a saved run's report again, measuring nothing.
 //
-// Full run (the defaults below; estimated 12 minutes, not yet timed on a quiet machine):
+// Full run (the defaults below; about 7 minutes here):
 //   DATABASE_URL=postgres://... npm run bench:scaling
 // Quick check (about 3.5 minutes):
 //   SCALING_DURATION=3 SCALING_WARMUP=1 SCALING_STAFF=100 SCALING_EXPERIMENTS=5000 SCALING_LOGOUTS=100 \
@@ -44,6 +51,7 @@
 // SCALING_LOGOUT_RATE (20); SCALING_SATURATE_SECONDS (3) of the full-speed
 // burst; SCALING_MODES (jwt,revocation,refresh,session); SCALING_LISTENERS
 // (1,4,8); SCALING_LOGOUTS (300) per burst, SCALING_LOGOUT_CONCURRENCY (4);
+// SCALING_SESSIONS (500) users' sessions for session mode's GET /me;
 // SCALING_WAL_STATS_WAIT seconds (11: Postgres 15 flushes a backend's
 // pg_stat_wal counts within 10 s); SCALING_STAFF (1000), SCALING_EXPERIMENTS
 // (100000); the model's SCALING_MIX (me=90,exp=8,login=0.5,refresh=1,logout=0.5,
@@ -55,7 +63,8 @@ import os from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { cpuSnapshot, foreignCores } from './cpu.js'
-import { analyze, benchDatabase, benchUser, drive, envNumber, log, login, root, runMain, serverEnv, serverStats, sleep, startServer, type BenchDatabase, type BenchServer } from './lib.js'
+import { scalingResultsFile, writeRegions } from './report.js'
+import { analyze, benchDatabase, benchUser, drive, envNumber, fileArgument, log, login, root, runMain, serverEnv, serverStats, sleep, startServer, type BenchDatabase, type BenchServer } from './lib.js'
 import type { Job, StepResult } from './plan.js'
 
 const settings = {
@@ -69,6 +78,7 @@ const settings = {
   saturateSeconds: envNumber('SCALING_SATURATE_SECONDS', 3),
   saturateConnections: 50,
   logouts: envNumber('SCALING_LOGOUTS', 300),
+  sessions: envNumber('SCALING_SESSIONS', 500, 10),
   logoutConcurrency: envNumber('SCALING_LOGOUT_CONCURRENCY', 4),
   walStatsWait: envNumber('SCALING_WAL_STATS_WAIT', 11, 0),
   staff: envNumber('SCALING_STAFF', 1000, 100),
@@ -79,6 +89,8 @@ const settings = {
 
 type ModeKey = 'jwt' | 'revocation' | 'refresh' | 'session'
 type RouteKey = 'me' | 'exp' | 'login' | 'refresh' | 'logout'
+/** The routes of the mix, and in session mode GET /me with many users' sessions, which stands for the mix's GET /me there. */
+type MeasuredRoute = RouteKey | 'meMany'
 
 interface Mode { key: ModeKey, name: string, vars: Record<string, string>, refresh: boolean, listener: boolean }
 
@@ -89,8 +101,8 @@ const allModes: Mode[] = [
   { key: 'session', name: 'session', vars: { AUTH_MODE: 'session' }, refresh: false, listener: false }
 ]
 
-const routeNames: Record<RouteKey, string> = { me: 'GET /me', exp: 'GET /exp/:id?limit=20', login: 'POST /login', refresh: 'POST /refresh', logout: 'POST /logout' }
-const expectedStatus: Record<RouteKey, string> = { me: '200', exp: '200', login: '200', refresh: '200', logout: '204' }
+const routeNames: Record<MeasuredRoute, string> = { me: 'GET /me', meMany: 'GET /me, many users\' sessions', exp: 'GET /exp/:id?limit=20', login: 'POST /login', refresh: 'POST /refresh', logout: 'POST /logout' }
+const expectedStatus: Record<MeasuredRoute, string> = { me: '200', meMany: '200', exp: '200', login: '200', refresh: '200', logout: '204' }
 
 function csvNumbers (name: string, fallback: string): number[] {
   return (process.env[name] ?? fallback).split(',').map((x) => x.trim()).filter((x) => x !== '').map((x) => {
@@ -260,7 +272,7 @@ function sampler (monitor: pg.Client, serverPid: number, intervalMs: number): { 
 
 interface RouteCost {
   mode: ModeKey
-  route: RouteKey
+  route: MeasuredRoute
   targetRate: number
   reqPerSec: number
   /** Responses in the window. */
@@ -324,14 +336,21 @@ async function measureMode (database: BenchDatabase, monitor: pg.Client, mode: M
   try {
     const userNumber = Math.floor(settings.staff / 2)
     const { cookie, staffId } = await login(server.base, benchUser(userNumber))
-    const rates: Record<RouteKey, number> = { me: settings.readRate, exp: settings.readRate, login: settings.loginRate, refresh: settings.refreshRate, logout: settings.logoutRate }
-    const routes: RouteKey[] = ['me', 'exp', 'login', ...(mode.refresh ? ['refresh' as const] : []), 'logout']
+    const rates: Record<MeasuredRoute, number> = { me: settings.readRate, meMany: settings.readRate, exp: settings.readRate, login: settings.loginRate, refresh: settings.refreshRate, logout: settings.logoutRate }
+    // The session lookups of requests that arrive together share one query
+    // (src/db/batch.ts), whoever's sessions they are: many users' sessions
+    // show that one user's figures are not a best case.
+    const manySessions = mode.key === 'session'
+    const routes: MeasuredRoute[] = ['me', ...(manySessions ? ['meMany' as const] : []), 'exp', 'login', ...(mode.refresh ? ['refresh' as const] : []), 'logout']
     // Credentials spent by the requests, one set for the warm-up and one for the window (the driver is a new process for each).
     log(`  logging in for the logout${mode.refresh ? ' and refresh' : ''} windows (not measured)`)
     const logoutCookies = {
       warmup: (await logins(server.base, cookiesFor(rates.logout, settings.warmup), 40, 8)).map((l) => l.cookie),
       window: (await logins(server.base, cookiesFor(rates.logout, settings.duration), 40, 8)).map((l) => l.cookie)
     }
+    const sessionCookies = manySessions
+      ? (await logins(server.base, settings.sessions, 10, Math.min(settings.sessions, settings.staff - 10))).map((l) => l.cookie)
+      : []
     const refreshCookies = mode.refresh
       ? {
           warmup: (await logins(server.base, settings.connections, 60, settings.connections)).map((l) => l.refresh!),
@@ -339,10 +358,11 @@ async function measureMode (database: BenchDatabase, monitor: pg.Client, mode: M
         }
       : undefined
     await analyze(database)
-    const job = (route: RouteKey, phase: 'warmup' | 'window'): Job => {
+    const job = (route: MeasuredRoute, phase: 'warmup' | 'window'): Job => {
       const common = { name: `${mode.key} ${routeNames[route]}`, connections: settings.connections, overallRate: rates[route] }
       switch (route) {
         case 'me': return { ...common, path: '/me', headers: { cookie } }
+        case 'meMany': return { ...common, path: '/me', cookies: sessionCookies }
         case 'exp': return { ...common, path: `/exp/${staffId}?limit=20`, headers: { cookie } }
         case 'login': return { ...common, method: 'POST', path: '/login', bodies: Array.from({ length: 8 }, (_, i) => JSON.stringify(benchUser(20 + i))) }
         case 'refresh': return { ...common, method: 'POST', path: '/refresh', chain: { cookies: refreshCookies![phase], cookie: 'refresh' } }
@@ -390,7 +410,7 @@ async function measureMode (database: BenchDatabase, monitor: pg.Client, mode: M
   }
 }
 
-function routeCost (mode: ModeKey, route: RouteKey, targetRate: number, step: StepResult, backendCpu: number, seen: Sampled): RouteCost {
+function routeCost (mode: ModeKey, route: MeasuredRoute, targetRate: number, step: StepResult, backendCpu: number, seen: Sampled): RouteCost {
   const job = step.jobs[0]!
   // Responses: under overallRate autocannon's `sent` runs well ahead of what
   // reached the server, and at a moderate fixed rate few are in flight when
@@ -576,7 +596,14 @@ function model (costs: RouteCost[], connections: ModeConnections[], revocation: 
   const fanout = revocation.length > 0 ? revocation.reduce((best, r) => r.listeners > best.listeners ? r : best).perListenerMicros : 0
   const rows: ModelRow[] = []
   for (const mode of allModes) {
-    const mine = costs.filter((c) => c.mode === mode.key)
+    // Each route of the mix at its measured cost; in session mode GET /me is many users' sessions, as in production.
+    const measured = costs.filter((c) => c.mode === mode.key)
+    const manyMe = measured.find((c) => c.route === 'meMany')
+    const mine = measured.flatMap((c): Array<RouteCost & { route: RouteKey }> => {
+      if (c.route === 'meMany') return []
+      if (c.route === 'me' && manyMe !== undefined) return [{ ...manyMe, route: 'me' }]
+      return [{ ...c, route: c.route }]
+    })
     if (mine.length === 0) continue
     const total = mine.reduce((n, c) => n + mix[c.route], 0)
     const shares: Partial<Record<RouteKey, number>> = {}
@@ -589,7 +616,7 @@ function model (costs: RouteCost[], connections: ModeConnections[], revocation: 
     const logoutShare = mode.listener ? shares.logout ?? 0 : 0
     const conn = connections.find((c) => c.mode === mode.key)
     // The pool's bound, whatever the run reached, and the listener.
-    const perReplica = 10 + (mode.listener ? 1 : 0)
+    const perReplica = 10 + (mode.listener ? 1 : 0) // DATABASE_POOL_SIZE's default, which the bench servers run with
     rows.push({
       mode: mode.key,
       mix: shares,
@@ -617,85 +644,112 @@ const f2 = (x: number) => Number.isFinite(x) ? x.toFixed(2) : 'n/a'
 const coarse = (x: number, ticks: number) => `${ticks < 20 ? '~' : ''}${f0(x)}`
 const pct = (x: number) => `${(x * 100).toFixed(x < 0.01 ? 2 : 1)} %`
 
-interface Measured {
-  database: BenchDatabase
+/** What a run writes to bench/results/scaling.json, and all the report is rendered from. */
+interface ScalingResults {
+  date: string
+  command: string
+  machine: { cores: number, cpuModel: string, memoryGiB: number, node: string, databaseVersion: string, maxConnections: number, superuserReservedConnections: number, loadAverageAtStart: string, loadAverageAtEnd: string }
+  settings: typeof settings & { modes: ModeKey[], listenerCounts: number[], mix: Record<RouteKey, number> }
   costs: RouteCost[]
   connections: ModeConnections[]
   revocation: RevocationCost[]
-  models: ModelRow[]
-  mix: Record<RouteKey, number>
-  maxConnections: number
-  reserved: number
-  loadAtStart: string
-  loadAtEnd: string
+  model: ModelRow[]
+  problems: string[]
+  elapsedSeconds: number
 }
 
-function report (r: Measured): string {
-  const lines: string[] = [
-    `tokenlab scaling: ${r.database.version.split(' ').slice(0, 2).join(' ')}, ${settings.staff} staff, ${settings.experiments} experiments; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; load average ${r.loadAtStart} at the start, ${r.loadAtEnd} at the end.`,
-    '',
-    `## Work per request (one replica, each route at a fixed rate over ${settings.connections} connections: ${settings.warmup} s warm-up, then ${settings.duration} s measured)`,
-    '',
-    'Postgres CPU "all": every postgres process on the machine (bench/cpu.ts), which on a shared machine includes others\' work and the background writers; "this database": the bench database\'s backends only. ~: fewer than 20 ticks (10 ms each) behind the figure.',
+/**
+ * The report's sections, by the name of the docs/scaling.md region each
+ * fills (`<!-- bench:NAME -->`): printed together, and with --write-docs
+ * written to the page and kept in docs/scaling-results.json, which
+ * test/docs.test.ts checks the page against.
+ */
+function report (r: ScalingResults): Record<string, string> {
+  const s = r.settings
+  const version = r.machine.databaseVersion.split(' ').slice(0, 2).join(' ')
+  const run = `Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC on ${r.machine.cores} × ${r.machine.cpuModel} (${r.machine.memoryGiB} GiB, a shared VM), Node ${r.machine.node}, ${version}; ${s.staff} staff, ${s.experiments} experiments; load average ${r.machine.loadAverageAtStart} at the start, ${r.machine.loadAverageAtEnd} at the end. Reproduce: \`DATABASE_URL=postgres://… npm run bench:scaling -- --write-docs\` (${Math.round(r.elapsedSeconds / 60)} minutes).`
+  const costs = [
+    `Each route at a fixed rate over ${s.connections} connections, one replica at a time: ${s.warmup} s of warm-up, then ${s.duration} s measured. Postgres CPU "all": every postgres process on the machine, which on a shared machine includes others' work and the background writers; "this database": the bench database's backends only. ~: fewer than 20 ticks (10 ms each) behind the figure.`,
     '',
     '| mode | route | fixed rate /s | achieved /s | p50 ms | p99 ms | queries/request | API CPU µs/request | Postgres CPU µs/request: all | this database | pool connections: open, busy at once (most seen) | other work, cores |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
   ]
   for (const c of r.costs) {
-    lines.push(`| ${c.mode} | ${routeNames[c.route]} | ${c.targetRate} | ${f0(c.reqPerSec)} | ${f2(c.p50)} | ${f2(c.p99)} | ${f2(c.queriesPerRequest)} | ${coarse(c.apiCpuMicros, c.apiTicks)} | ${coarse(c.postgresCpuMicros, c.postgresTicks)} | ${f0(c.backendCpuMicros)} | ${c.poolMax}, ${c.poolActiveMax} | ${f2(c.foreignCores)} |`)
+    costs.push(`| ${c.mode} | ${routeNames[c.route]} | ${c.targetRate} | ${f0(c.reqPerSec)} | ${f2(c.p50)} | ${f2(c.p99)} | ${f2(c.queriesPerRequest)} | ${coarse(c.apiCpuMicros, c.apiTicks)} | ${coarse(c.postgresCpuMicros, c.postgresTicks)} | ${f0(c.backendCpuMicros)} | ${c.poolMax}, ${c.poolActiveMax} | ${f2(c.foreignCores)} |`)
   }
-  lines.push(
+  const connections = [
+    'pg_stat_activity, each backend attributed to the replica by its client port.',
     '',
-    '## Connections per replica (pg_stat_activity, attributed to the replica by client port)',
-    '',
-    `| mode | pool open at the fixed rates (most seen) | pool open at full load (GET /exp, ${settings.saturateConnections} connections, ${settings.saturateSeconds} s) | of which busy at once | full-load req/s | listener | the replica's connections at most | other processes' connections seen |`,
+    `| mode | pool open at the fixed rates (most seen) | pool open at full load (GET /exp, ${s.saturateConnections} connections, ${s.saturateSeconds} s) | of which busy at once | full-load req/s | listener | the replica's connections at most | other processes' connections seen |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|'
-  )
-  for (const c of r.connections) lines.push(`| ${c.mode} | ${c.poolAtFixedRates} | ${c.poolAtFullLoad} | ${c.activeAtFullLoad} | ${f0(c.fullLoadReqPerSec)} | ${c.listener} | ${c.mostConnections} | ${c.foreignMax} |`)
-  lines.push('', 'The pool holds at most 10 connections (src/db/database.ts) and closes idle ones after 30 s; with revocation the listener holds one more, outside the pool (behind a transaction pooler, DATABASE_LISTEN_URL makes it the replica\'s one direct connection).')
-  if (r.revocation.length > 0) {
-    lines.push(
-      '',
-      `## One revocation (jwt + revocation: a burst of ${settings.logouts} logouts on replica A, ${settings.logoutConcurrency} at a time, until every replica refuses the last)`,
-      '',
-      'WAL figures are cluster-wide (other databases\' writes count too); pg_stat_wal read after the backends have reported.',
-      '',
-      '| listening replicas | logouts/s | queries/logout | Postgres CPU µs/logout: all | this database | A\'s pool backends | listener backends (per listener) | WAL bytes/logout: LSN | pg_stat_wal bytes | records | replica A CPU µs/logout | each other replica µs/notice | other work, cores | statuses |',
-      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|'
-    )
-    for (const v of r.revocation) {
-      const codes = Object.entries(v.statusCodes).map(([c, n]) => `${c}×${n}`).join(' ')
-      lines.push(`| ${v.listeners} | ${f0(v.logouts / v.seconds)} | ${f2(v.queriesPerLogout)} | ${f0(v.postgresCpuMicros)} | ${f0(v.backendCpuMicros)} | ${f0(v.poolBackendMicros)} | ${f0(v.listenerBackendMicros)} (${f1(v.perListenerMicros)}) | ${f0(v.walBytesLsn)} | ${f0(v.walBytesStats)} | ${f2(v.walRecordsStats)} | ${f0(v.replicaAMicros)} | ${f1(v.otherReplicaMicros)} | ${f2(v.foreignCores)} | ${codes} |`)
-    }
+  ]
+  for (const c of r.connections) connections.push(`| ${c.mode} | ${c.poolAtFixedRates} | ${c.poolAtFullLoad} | ${c.activeAtFullLoad} | ${f0(c.fullLoadReqPerSec)} | ${c.listener} | ${c.mostConnections} | ${c.foreignMax} |`)
+  connections.push('', 'The pool holds at most DATABASE_POOL_SIZE connections (10 by default, as here) and closes idle ones after 30 s; with revocation the listener holds one more, outside the pool (behind a transaction pooler, DATABASE_LISTEN_URL makes it the replica\'s one direct connection).')
+  const revocation = [
+    `jwt + revocation: a burst of ${s.logouts} logouts on replica A, ${s.logoutConcurrency} at a time, waited for until every replica refuses the last. WAL figures are cluster-wide (other databases' writes count too); pg_stat_wal is read after the backends have reported.`,
+    '',
+    '| listening replicas | logouts/s | queries/logout | Postgres CPU µs/logout: all | this database | A\'s pool backends | listener backends (per listener) | WAL bytes/logout: LSN | pg_stat_wal bytes | records | replica A CPU µs/logout | each other replica µs/notice | other work, cores | statuses |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|'
+  ]
+  for (const v of r.revocation) {
+    const codes = Object.entries(v.statusCodes).map(([c, n]) => `${c}×${n}`).join(' ')
+    revocation.push(`| ${v.listeners} | ${f0(v.logouts / v.seconds)} | ${f2(v.queriesPerLogout)} | ${f0(v.postgresCpuMicros)} | ${f0(v.backendCpuMicros)} | ${f0(v.poolBackendMicros)} | ${f0(v.listenerBackendMicros)} (${f1(v.perListenerMicros)}) | ${f0(v.walBytesLsn)} | ${f0(v.walBytesStats)} | ${f2(v.walRecordsStats)} | ${f0(v.replicaAMicros)} | ${f1(v.otherReplicaMicros)} | ${f2(v.foreignCores)} | ${codes} |`)
   }
+  if (r.revocation.length === 0) revocation.push('(not measured: SCALING_LISTENERS was empty)')
   const fanout = r.revocation.length > 0 ? r.revocation.reduce((best, v) => v.listeners > best.listeners ? v : best) : undefined
-  lines.push(
-    '',
-    '## Replicas per Postgres core (a model)',
-    '',
+  const model = [
     'Assumptions:',
-    `- traffic mix (SCALING_MIX, percent): ${Object.entries(r.mix).map(([k, v]) => `${routeNames[k as RouteKey]} ${v}`).join(', ')}; a route a mode lacks (POST /refresh outside refresh mode) is left out and the others scaled up to 100 %;`,
-    '- a request\'s cost is the measured cost of its route at the fixed rate above (GET /me with one user\'s token, so jwt\'s verified-token memory hits); a replica near its core\'s limit spends less per request (more requests share each turn of the event loop), so the API figures err high and the per-replica rate low;',
-    settings.replicaRate !== undefined
-      ? `- each replica serves ${settings.replicaRate} requests per second (SCALING_REPLICA_RATE);`
-      : `- each replica runs at ${pct(settings.replicaCore)} of one core (SCALING_REPLICA_CORE): its rate is that share of a core ÷ the mix's API CPU per request;`,
+    `- traffic mix (SCALING_MIX, percent): ${Object.entries(s.mix).map(([k, v]) => `${routeNames[k as RouteKey]} ${v}`).join(', ')}; a route a mode lacks (POST /refresh outside refresh mode) is left out and the others scaled up to 100 %;`,
+    '- a request\'s cost is the measured cost of its route at the fixed rate above: GET /me with one user\'s token in the jwt modes (a returning token, which the verified-token memory holds), with many users\' sessions in session mode (requests arriving together share a lookup query, whoever\'s sessions they carry); a replica near its core\'s limit spends less per request (more requests share each turn of the event loop), so the API figures err high and the per-replica rate low;',
+    s.replicaRate !== undefined
+      ? `- each replica serves ${s.replicaRate} requests per second (SCALING_REPLICA_RATE);`
+      : `- each replica runs at ${pct(s.replicaCore)} of one core (SCALING_REPLICA_CORE): its rate is that share of a core ÷ the mix's API CPU per request;`,
     '- one Postgres core fully used (1 000 000 µs of CPU per second) by this traffic alone; "all" counts every postgres process during the windows, "this database" its backends only (the lower figure; on a quiet machine they should be close);',
     fanout !== undefined
       ? `- with revocation each logout also costs every listening replica's listener backend ${f1(fanout.perListenerMicros)} µs (measured with ${fanout.listeners} listening), so the replicas solve R × rate × (CPU per request + logout share × ${f1(fanout.perListenerMicros)} µs × R) = 1 000 000;`
       : '- revocation fan-out not measured (SCALING_LISTENERS empty): left out;',
-    `- connections: Postgres max_connections ${r.maxConnections}, ${r.reserved} reserved for superusers; each replica holds its pool's bound (10) plus its listener with revocation, or the most seen if more; no pooler in front.`,
+    `- connections: Postgres max_connections ${r.machine.maxConnections}, ${r.machine.superuserReservedConnections} reserved for superusers; each replica holds its pool's bound (DATABASE_POOL_SIZE, 10 by default) plus its listener with revocation, or the most seen if more; no pooler in front.`,
     '',
     '| mode | mix | API CPU µs/request | queries/request | per-replica req/s | Postgres CPU µs/request: all | this database | requests per Postgres core: all | this database | replicas per Postgres core: all | this database | connections per replica | replicas max_connections allows |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
-  )
-  for (const m of r.models) {
+  ]
+  for (const m of r.model) {
     const mixText = Object.entries(m.mix).map(([k, v]) => `${k} ${f1(v * 100)}`).join(', ')
-    lines.push(`| ${m.mode} | ${mixText} | ${f0(m.apiCpuMicros)} | ${f2(m.queriesPerRequest)} | ${f0(m.replicaRate)} | ${f1(m.postgresCpuMicros)} | ${f1(m.backendCpuMicros)} | ${f0(m.requestsPerPostgresCore)} | ${f0(1e6 / m.backendCpuMicros)} | ${f1(m.replicasPerPostgresCore)} | ${f1(m.replicasPerPostgresCoreBackends)} | ${m.connectionsPerReplica} | ${m.replicasByConnections} |`)
+    model.push(`| ${m.mode} | ${mixText} | ${f0(m.apiCpuMicros)} | ${f2(m.queriesPerRequest)} | ${f0(m.replicaRate)} | ${f1(m.postgresCpuMicros)} | ${f1(m.backendCpuMicros)} | ${f0(m.requestsPerPostgresCore)} | ${f0(1e6 / m.backendCpuMicros)} | ${f1(m.replicasPerPostgresCore)} | ${f1(m.replicasPerPostgresCoreBackends)} | ${m.connectionsPerReplica} | ${m.replicasByConnections} |`)
   }
-  return lines.join('\n') + '\n'
+  return { 'scaling-run': run, 'scaling-costs': costs.join('\n'), 'scaling-connections': connections.join('\n'), 'scaling-revocation': revocation.join('\n'), 'scaling-model': model.join('\n') }
+}
+
+/** The report as printed: the regions under headings, then any problems. */
+function printed (r: ScalingResults): string {
+  const regions = report(r)
+  return [
+    `tokenlab scaling. ${regions['scaling-run']}`, '',
+    '## Work per request', '', regions['scaling-costs'], '',
+    '## Connections per replica', '', regions['scaling-connections'], '',
+    '## One revocation', '', regions['scaling-revocation'], '',
+    '## Replicas per Postgres core (a model)', '', regions['scaling-model'], '',
+    ...(r.problems.length > 0 ? ['Problems:', ...r.problems.map((p) => `- ${p}`), ''] : [])
+  ].join('\n')
+}
+
+/** Writes the run's regions into docs/scaling.md and keeps them, with the run's figures, in docs/scaling-results.json. */
+async function writeDocs (r: ScalingResults): Promise<void> {
+  const regions = report(r)
+  await writeFile(scalingResultsFile, JSON.stringify({ ...r, regions }, null, 2) + '\n')
+  await writeRegions(regions)
+  log('wrote docs/scaling-results.json and the regions of docs/scaling.md')
 }
 
 async function main (): Promise<number> {
+  const renderIndex = process.argv.indexOf('--render')
+  if (renderIndex !== -1) {
+    // A saved run's report again (and its docs, with --write-docs), measuring nothing.
+    const saved = JSON.parse(await readFile(fileArgument(renderIndex) ?? join(root, 'bench', 'results', 'scaling.json'), 'utf8')) as ScalingResults
+    process.stdout.write(printed(saved))
+    if (process.argv.includes('--write-docs')) await writeDocs(saved)
+    return 0
+  }
   if (process.env.DATABASE_URL === undefined || process.env.DATABASE_URL === '') {
     log('bench:scaling needs DATABASE_URL (a Postgres server): it measures the Postgres server\'s work')
     return 1
@@ -732,10 +786,7 @@ async function main (): Promise<number> {
     }
     const models = model(costs, connections, revocation, mix, maxConnections, reserved)
     const loadAtEnd = os.loadavg().map((l) => l.toFixed(2)).join(' ')
-    const text = report({ database, costs, connections, revocation, models, mix, maxConnections, reserved, loadAtStart, loadAtEnd }) +
-      (problems.length > 0 ? `\nProblems:\n${problems.map((p) => `- ${p}`).join('\n')}\n` : '')
-    process.stdout.write(text)
-    const results = {
+    const results: ScalingResults = {
       date: new Date().toISOString(),
       command: 'DATABASE_URL=postgres://… npm run bench:scaling',
       machine: { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Number((os.totalmem() / 1024 ** 3).toFixed(1)), node: process.version, databaseVersion: database.version, maxConnections, superuserReservedConnections: reserved, loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadAtEnd },
@@ -747,10 +798,12 @@ async function main (): Promise<number> {
       problems,
       elapsedSeconds: (Date.now() - started) / 1000
     }
+    process.stdout.write(printed(results))
     const dir = join(root, 'bench', 'results')
     await mkdir(dir, { recursive: true })
     await writeFile(join(dir, 'scaling.json'), JSON.stringify(results, null, 2) + '\n')
     log('wrote bench/results/scaling.json')
+    if (process.argv.includes('--write-docs')) await writeDocs(results)
     return problems.length > 0 ? 2 : 0
   } finally {
     await monitor.end()
