@@ -84,3 +84,43 @@ t.test('every route the app registers is in docs/api.md as "METHOD /path"', asyn
     t.same(routes.filter((route) => !names(apiDoc, route)), [], `${mode}: missing from docs/api.md`)
   }
 })
+
+t.test('docs/comparison.md and docs/scaling.md hold the tables of the runs they quote, as the benchmarks wrote them', async (t) => {
+  const { docsPages, fillNamedRegions, renderTables, unplacedRegions } = await import('../bench/report.js')
+  const pages = docsPages.map((page) => ({ page, text: read(page) }))
+  const runs: Array<[string, Record<string, string>]> = [
+    ['npm run bench -- --write-docs', renderTables(JSON.parse(read('docs/bench-results.json')))],
+    ['npm run bench:propagation -- --write-docs', JSON.parse(read('docs/propagation-results.json')).regions],
+    ['npm run bench:scaling -- --write-docs', JSON.parse(read('docs/scaling-results.json')).regions]
+  ]
+  for (const [command, regions] of runs) {
+    t.ok(Object.keys(regions).length >= 3, `${command}: its regions are read`)
+    t.same(unplacedRegions(pages.map((p) => p.text), regions), [], `${command}: every region it writes has a place on a page`)
+    for (const { page, text } of pages) t.equal(fillNamedRegions(text, regions), text, `${command}: ${page} holds its tables as the run kept them`)
+  }
+  for (const { page, text } of pages) t.notMatch(text, /\(written by npm run/, `${page}: no region still waits for a run`)
+})
+
+/** GitHub's anchor for a heading: lower case, punctuation but `_` and `-` dropped, spaces to hyphens. */
+function anchorOf (heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
+}
+
+t.test('every link between the repository\'s Markdown files reaches a file, and a heading when it names one', async (t) => {
+  const pages = execFileSync('git', ['ls-files', '-z', '*.md'], { cwd: root, encoding: 'utf8' }).split('\0').filter((f) => f !== '')
+  const anchors = (file: string) => new Set(read(file).split('\n').filter((line) => /^#{1,6} /.test(line)).map((line) => anchorOf(line.replace(/^#+ /, ''))))
+  let checked = 0
+  const broken: string[] = []
+  for (const page of pages) {
+    for (const [, target] of read(page).matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/i.test(target!)) continue
+      const [path, anchor] = target!.split('#') as [string, string | undefined]
+      const file = path === '' ? page : new URL(path, new URL(page, root)).pathname.slice(new URL(root).pathname.length)
+      checked++
+      if (!existsSync(new URL(file, root))) broken.push(`${page}: ${target} (no file)`)
+      else if (anchor !== undefined && file.endsWith('.md') && !anchors(file).has(anchor)) broken.push(`${page}: ${target} (no such heading)`)
+    }
+  }
+  t.ok(checked > 50, `links read (${checked})`)
+  t.same(broken, [], 'every relative link resolves')
+})
