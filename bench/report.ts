@@ -137,15 +137,16 @@ export function renderTables (r: BenchResults): Record<string, string> {
     })
   )
 
+  // Each mode's measurements, by route: [route, mode, cell].
   const modeRoutes: Array<[Route, string]> = [['me', '`GET /me`'], ['meMany', `\`GET /me\`, ${many}`], ['exp', '`GET /exp/:id`, 20 rows'], ['login', '`POST /login`']]
+  const modeCells = modeRoutes.flatMap(([route, label]) => (['jwt', 'revocation', 'session'] as Strategy[]).flatMap((strategy) => {
+    const c = cellOf(r, strategy, route)
+    return c === undefined ? [] : [[label, strategy === 'revocation' ? 'jwt + revocation' : strategy, c] as const]
+  }))
   const modes = table(
     ['route', 'mode', 'req/s', 'p99 ms', 'queries / request', 'CPU µs / request (server + Postgres)'],
     ['---', '---', '---:', '---:', '---:', '---:'],
-    modeRoutes.flatMap(([route, label]) => (['jwt', 'revocation', 'session'] as Strategy[]).flatMap((strategy) => {
-      const c = cellOf(r, strategy, route)
-      if (c === undefined) return []
-      return [[label, strategy === 'revocation' ? 'jwt + revocation' : strategy, fmt(c.reqPerSec), fmt(c.p99, 1), fmt(c.queriesPerRequest, 2), `${fmt(c.cpuMicrosPerRequest)} + ${fmt(c.dbCpuMicrosPerRequest)}`]]
-    }))
+    modeCells.map(([label, mode, c]) => [label, mode, fmt(c.reqPerSec), fmt(c.p99, 1), fmt(c.queriesPerRequest, 2), `${fmt(c.cpuMicrosPerRequest)} + ${fmt(c.dbCpuMicrosPerRequest)}`])
   )
 
   const eddsa = table(
@@ -188,12 +189,8 @@ export function renderTables (r: BenchResults): Record<string, string> {
   const perCore = table(
     ['route', 'mode', 'API CPU µs / request', 'req/s per API core', 'Postgres CPU µs / request', 'req/s per Postgres core'],
     ['---', '---', '---:', '---:', '---:', '---:'],
-    modeRoutes.flatMap(([route, label]) => (['jwt', 'revocation', 'session'] as Strategy[]).flatMap((strategy) => {
-      const c = cellOf(r, strategy, route)
-      if (c === undefined) return []
-      const perPostgresCore = c.dbCpuMicrosPerRequest > 0 ? thousands(1e6 / c.dbCpuMicrosPerRequest) : 'no Postgres work'
-      return [[label, strategy === 'revocation' ? 'jwt + revocation' : strategy, fmt(c.cpuMicrosPerRequest), thousands(1e6 / c.cpuMicrosPerRequest), fmt(c.dbCpuMicrosPerRequest), perPostgresCore]]
-    }))
+    modeCells.map(([label, mode, c]) => [label, mode, fmt(c.cpuMicrosPerRequest), thousands(1e6 / c.cpuMicrosPerRequest), fmt(c.dbCpuMicrosPerRequest),
+      c.dbCpuMicrosPerRequest > 0 ? thousands(1e6 / c.dbCpuMicrosPerRequest) : 'no Postgres work'])
   )
 
   return { run: runLine(r), peers, modes, eddsa, logging, memory, targets, 'per-core-run': runLine(r), 'per-core': perCore }
