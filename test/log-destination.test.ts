@@ -1,9 +1,9 @@
-// LOG_ASYNC: the server's log lines go to stdout through pino's asynchronous
-// destination by default (buffered while a write is in flight) or, with
-// LOG_ASYNC=off, one write per line. Either way every line reaches stdout by
-// the time the process has exited: pino flushes what is buffered in the
-// process's exit handler, which a graceful stop runs. (A SIGKILL runs no
-// code: what it can lose is measured in docs/api.md "Logging".)
+// LOG_ASYNC: the server's log lines go to stdout one write per line by
+// default (LOG_ASYNC=off) or, with LOG_ASYNC=on, through pino's asynchronous
+// destination (buffered while a write is in flight). Either way every line
+// reaches stdout by the time a graceful stop has exited: the stop ends the
+// destination, which finishes the write in flight and what is buffered. (A
+// SIGKILL runs no code: what it can lose is measured in docs/api.md "Logging".)
 import t from 'tap'
 import { freePort, spawnServer } from './support/server-process.js'
 
