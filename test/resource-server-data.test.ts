@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises'
 import pg from 'pg'
 import t from 'tap'
 import { testDatabase } from './helpers.js'
-import { claims, issuerKey, KeySetServer, startResourceServer, token, who } from './resource-server-support.js'
+import { claims, issuerKey, startKeySet, startResourceServer, token, who } from './resource-server-support.js'
 
 const serverAvailable = process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== ''
 const readerSql = new URL('../deploy/reports-reader.sql', import.meta.url)
@@ -89,10 +89,8 @@ t.test('reports from Postgres through the reports_reader grants', { skip: server
     t.equal(await refused('CREATE TABLE mine (id int)'), '42501', 'no CREATE in the schema')
   })
 
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const key = issuerKey()
-  issuer.keys = [key.jwk]
+  const issuer = await startKeySet(t, [key.jwk])
   const service = await startResourceServer(t, { JWKS_URL: issuer.url, DATABASE_URL: readerUrl.href })
 
   t.test('one\'s own figures', async (t) => {

@@ -10,7 +10,7 @@ import { delimiter, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { freePort } from './support/server-process.js'
-import { claims, issuerKey, KeySetServer, startResourceServer, token, who } from './resource-server-support.js'
+import { claims, issuerKey, startKeySet, startResourceServer, token, who } from './resource-server-support.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const builtEntry = join(root, 'dist/resource-server/server.js')
@@ -56,10 +56,8 @@ async function waitForHealth (spawned: Spawned, url: string, timeoutMs = 60_000)
 }
 
 t.test('npm run resource-server starts it, and it answers', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const key = issuerKey()
-  issuer.keys = [key.jwk]
+  const issuer = await startKeySet(t, [key.jwk])
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const service = spawnWith('npm', ['run', '-s', 'resource-server'], { JWKS_URL: issuer.url, PORT: String(port), LOG_LEVEL: 'info' })
@@ -120,10 +118,8 @@ t.test('the built entry point', async (t) => {
   })
 
   t.test('it starts, answers and stops on SIGTERM with exit 0', async (t) => {
-    const issuer = await new KeySetServer().start()
-    t.teardown(() => issuer.stop())
     const key = issuerKey()
-    issuer.keys = [key.jwk]
+    const issuer = await startKeySet(t, [key.jwk])
     const port = await freePort()
     const service = spawnWith(process.execPath, [builtEntry], { JWKS_URL: issuer.url, PORT: String(port) })
     t.teardown(() => stopGroup(service, 'SIGKILL'))
@@ -135,8 +131,7 @@ t.test('the built entry point', async (t) => {
 })
 
 t.test('its /openapi.json passes the Redocly lint the main document passes', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
+  const issuer = await startKeySet(t)
   const service = await startResourceServer(t, { JWKS_URL: issuer.url, LOG_LEVEL: 'silent' })
   const res = await service.get('/openapi.json')
   t.equal(res.status, 200)

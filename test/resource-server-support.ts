@@ -84,6 +84,15 @@ export class KeySetServer {
   }
 }
 
+/** A key set server publishing `keys` (with `cacheControl`, if given), stopped when the test ends. */
+export async function startKeySet (t: TapLike, keys: unknown[] = [], cacheControl?: string): Promise<KeySetServer> {
+  const issuer = await new KeySetServer().start()
+  t.teardown(() => issuer.stop())
+  issuer.keys = keys
+  if (cacheControl !== undefined) issuer.cacheControl = cacheControl
+  return issuer
+}
+
 export interface Answer {
   status: number
   body: Record<string, unknown>

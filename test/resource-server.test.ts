@@ -5,7 +5,7 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { createVerifier } from 'fast-jwt'
 import t, { type Test } from 'tap'
-import { claims, issuerKey, json64, KeySetServer, nowSeconds, signedRaw, startResourceServer, token, who, type Answer } from './resource-server-support.js'
+import { claims, issuerKey, json64, nowSeconds, signedRaw, startKeySet, startResourceServer, token, who, type Answer } from './resource-server-support.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** Just past a 1 s JWKS_REFETCH_INTERVAL (and a 1 s max-age). */
@@ -25,10 +25,8 @@ function assertError (t: Test, res: Answer, status: number, code: string, what: 
 const randomKid = () => randomBytes(32).toString('base64url')
 
 t.test('valid tokens, from the cookie or as Bearer', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const key = issuerKey()
-  issuer.keys = [key.jwk]
+  const issuer = await startKeySet(t, [key.jwk])
   const service = await startResourceServer(t, { JWKS_URL: issuer.url })
 
   const linda = token(key, claims({}, who.linda))
@@ -69,11 +67,9 @@ t.test('valid tokens, from the cookie or as Bearer', async (t) => {
 })
 
 t.test('refusals: the contract\'s codes and shape', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const key = issuerKey()
   const other = issuerKey()
-  issuer.keys = [key.jwk]
+  const issuer = await startKeySet(t, [key.jwk])
   const service = await startResourceServer(t, { JWKS_URL: issuer.url })
   const whoami = (credential: { cookie?: string, bearer?: string, authorization?: string }) => service.get('/whoami', credential)
 
@@ -183,10 +179,8 @@ t.test('refusals: the contract\'s codes and shape', async (t) => {
 })
 
 t.test('tokens without kid or with another alg are refused before any fetch', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const key = issuerKey()
-  issuer.keys = [key.jwk]
+  const issuer = await startKeySet(t, [key.jwk])
   const service = await startResourceServer(t, { JWKS_URL: issuer.url })
   const screenedOut = [
     signedRaw(key, { alg: 'EdDSA', typ: 'JWT' }, claims()),
@@ -201,10 +195,8 @@ t.test('tokens without kid or with another alg are refused before any fetch', as
 })
 
 t.test('an unknown kid makes it fetch again at most once per JWKS_REFETCH_INTERVAL', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const key = issuerKey()
-  issuer.keys = [key.jwk]
+  const issuer = await startKeySet(t, [key.jwk])
   // The default interval, 30 s: this test takes far less.
   const service = await startResourceServer(t, { JWKS_URL: issuer.url })
 
@@ -237,12 +229,9 @@ t.test('an unknown kid makes it fetch again at most once per JWKS_REFETCH_INTERV
 })
 
 t.test('rotation and a dropped key, past the refetch bound', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const first = issuerKey()
   const next = issuerKey()
-  issuer.keys = [first.jwk]
-  issuer.cacheControl = 'public, max-age=1'
+  const issuer = await startKeySet(t, [first.jwk], 'public, max-age=1')
   const service = await startResourceServer(t, { JWKS_URL: issuer.url, JWKS_REFETCH_INTERVAL: '1s' })
   t.equal((await service.get('/whoami', { cookie: token(first) })).status, 200)
   t.equal(issuer.fetches, 1)
@@ -269,12 +258,9 @@ t.test('rotation and a dropped key, past the refetch bound', async (t) => {
 })
 
 t.test('while the key set cannot be fetched', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const held = issuerKey()
   const later = issuerKey()
-  issuer.keys = [held.jwk]
-  issuer.cacheControl = 'public, max-age=0'
+  const issuer = await startKeySet(t, [held.jwk], 'public, max-age=0')
   const service = await startResourceServer(t, { JWKS_URL: issuer.url, JWKS_REFETCH_INTERVAL: '1s' })
   t.equal((await service.get('/whoami', { cookie: token(held) })).status, 200)
 
@@ -299,22 +285,20 @@ t.test('while the key set cannot be fetched', async (t) => {
 })
 
 t.test('key set entries are validated strictly', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const good = issuerKey()
   const withD = issuerKey()
   const wrongKid = issuerKey()
   const extra = issuerKey()
   const wrongUse = issuerKey()
   const privateJwk = withD.privateKey.export({ format: 'jwk' }) as Record<string, string>
-  issuer.keys = [
+  const issuer = await startKeySet(t, [
     { ...withD.jwk, d: privateJwk.d },
     { ...wrongKid.jwk, kid: good.kid },
     { ...extra.jwk, key_ops: ['verify'] },
     { ...wrongUse.jwk, use: 'enc' },
     'not-a-key',
     good.jwk
-  ]
+  ])
   const service = await startResourceServer(t, { JWKS_URL: issuer.url })
   t.equal((await service.get('/whoami', { cookie: token(good) })).status, 200, 'the valid entry is used')
   for (const [what, key] of [['with d', withD], ['kid not its thumbprint', wrongKid], ['an extra member', extra], ['use enc', wrongUse]] as const) {
@@ -327,10 +311,8 @@ t.test('key set entries are validated strictly', async (t) => {
 })
 
 t.test('GET /reports/:staffId without a database', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const key = issuerKey()
-  issuer.keys = [key.jwk]
+  const issuer = await startKeySet(t, [key.jwk])
   const service = await startResourceServer(t, { JWKS_URL: issuer.url })
   const linda = token(key, claims({}, who.linda))
   const admin = token(key, claims({}, who.admin))
@@ -347,10 +329,8 @@ t.test('GET /reports/:staffId without a database', async (t) => {
 })
 
 t.test('authorization comes before any data access', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
   const key = issuerKey()
-  issuer.keys = [key.jwk]
+  const issuer = await startKeySet(t, [key.jwk])
   // A database that cannot be reached: any query would be 503.
   const service = await startResourceServer(t, { JWKS_URL: issuer.url, DATABASE_URL: 'postgres://nobody:nothing@127.0.0.1:1/none' })
   const linda = token(key, claims({}, who.linda))
@@ -360,8 +340,7 @@ t.test('authorization comes before any data access', async (t) => {
 })
 
 t.test('the rest of the surface', async (t) => {
-  const issuer = await new KeySetServer().start()
-  t.teardown(() => issuer.stop())
+  const issuer = await startKeySet(t)
   const service = await startResourceServer(t, { JWKS_URL: issuer.url })
 
   const health = await service.get('/health')
