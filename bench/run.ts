@@ -222,17 +222,9 @@ async function startBenchServer (database: BenchDatabase, server: ServerKind, ex
 
 // ---- measurements ---------------------------------------------------------------
 
-interface Measurement {
+/** One round's figures for a cell (the report's medians are over these), and what judges the window. */
+interface Measurement extends Omit<Cell, 'rounds'> {
   round: number
-  strategy: Strategy
-  route: Route
-  reqPerSec: number
-  p50: number
-  p99: number
-  rssPeakMiB: number
-  queriesPerRequest: number
-  cpuMicrosPerRequest: number
-  dbCpuMicrosPerRequest: number
   requests: number
   statusCodes: Record<string, number>
   errors: number
